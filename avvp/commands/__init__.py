@@ -1,0 +1,1 @@
+"""Subcommands of the ``avvp`` CLI, one module each; see :mod:`avvp.cli`."""

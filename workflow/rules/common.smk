@@ -1,0 +1,47 @@
+# Helpers shared by the rules: paths, settings and the list of final targets.
+
+import json
+
+
+RESULTS = f"{config.get('results', 'results')}/{config['dataset']}"
+
+
+def out(path):
+    """A path under this data set's results folder."""
+    return f"{RESULTS}/{path}"
+
+
+def settings_json(section):
+    """One config section as compact JSON, for an `avvp ... --settings` argument."""
+    return json.dumps(config.get(section, {}), separators=(",", ":"))
+
+
+def is_synth():
+    return config["data"]["source"] == "synth"
+
+
+def annotation_dir():
+    """The folder of LLP-format annotation files the workflow reads."""
+    if is_synth() or not config["data"].get("annotations"):
+        return out("annotations")
+    return config["data"]["annotations"]
+
+
+# Each stage appends its final targets here (see the stage's .smk file).
+FINAL_TARGETS = []
+
+
+def all_targets():
+    return [out("manifest.parquet")] + FINAL_TARGETS
+
+
+def annotation_marker():
+    """A file whose existence means the annotation folder is complete (a rule output or user file)."""
+    return f"{annotation_dir()}/AVVP_train.csv"
+
+
+def clips_dir():
+    """The folder of raw clips: the demo's rendered clips, a user folder, or the download folder."""
+    if not is_synth() and config["data"].get("clips"):
+        return config["data"]["clips"]
+    return out("clips")

@@ -1,0 +1,35 @@
+# Annotations and the manifest.
+
+
+rule fetch_annotations:
+    """Fetch the six LLP annotation CSVs from their public source and check their sha256."""
+    output:
+        train=out("annotations/AVVP_train.csv"),
+    params:
+        url=config["data"].get("annotations_url", ""),
+        folder=out("annotations"),
+    log:
+        out("logs/fetch_annotations.log"),
+    shell:
+        "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
+
+
+rule manifest:
+    """Read the LLP-format annotations into the Parquet manifest and dense tables."""
+    input:
+        annotations=annotation_marker(),
+    output:
+        manifest=out("manifest.parquet"),
+        audio=out("dense_audio.parquet"),
+        visual=out("dense_visual.parquet"),
+        train_audio=out("dense_train_audio.parquet"),
+        train_visual=out("dense_train_visual.parquet"),
+    params:
+        folder=annotation_dir(),
+        version=config["data"].get("annotation_version", "current"),
+        clips=clips_dir(),
+    log:
+        out("logs/manifest.log"),
+    shell:
+        "avvp manifest {params.folder} --out {RESULTS} --version {params.version}"
+        " --clips {params.clips} > {log} 2>&1"

@@ -1,0 +1,1 @@
+# Stage rules: features (filled in by the features stage).

@@ -1,0 +1,1 @@
+# Stage rules: parse (filled in by the parse stage).

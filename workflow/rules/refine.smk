@@ -1,0 +1,1 @@
+# Stage rules: refine (filled in by the refine stage).

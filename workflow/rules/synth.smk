@@ -1,0 +1,1 @@
+# Stage rules: synth (filled in by the synth stage).

@@ -1,0 +1,1 @@
+# Stage rules: tables (filled in by the tables stage).

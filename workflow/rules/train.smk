@@ -1,0 +1,1 @@
+# Stage rules: train (filled in by the train stage).
