@@ -1,1 +1,66 @@
-# Stage rules: train (filled in by the train stage).
+# Stage rules: train a model per experiment variant and seed, and write its predictions per split.
+# Variants (what is trained: contrastive loss, temperature, refined labels) come from the registry
+# in avvp/experiments.py, e.g. models/ma/seed1/model.pt trains on refine/ma/seed1/labels.parquet.
+
+
+include: "train_functions.smk"
+
+
+rule train:
+    """Train HAN (optionally with MA's contrastive loss and refined labels) for one variant and seed."""
+    input:
+        unpack(train_inputs),
+    output:
+        model=out("models/{variant}/seed{seed}/model.pt"),
+        history=out("models/{variant}/seed{seed}/history.parquet"),
+        curve=report(
+            out("models/{variant}/seed{seed}/curve.png"),
+            caption="../report/train_curve.rst",
+            category="Training",
+            subcategory="{variant}",
+            labels={"figure": "training curve", "seed": "{seed}"},
+        ),
+    log:
+        out("logs/train/{variant}/seed{seed}.log"),
+    wildcard_constraints:
+        variant=r"[A-Za-z0-9_.]+",
+        seed=r"\d+",
+    conda:
+        "../../envs/avvp.yaml"
+    params:
+        settings=train_settings_json(),
+        flags=train_flags,
+        features=features_folder,
+        annotations=annotation_dir(),
+    shell:
+        "avvp train --features-dir {params.features} --manifest {input.manifest}"
+        " --annotations {params.annotations} --out {output.model}"
+        " --seed {wildcards.seed} {params.flags} --settings '{params.settings}'"
+        " --no-progress > {log} 2>&1"
+
+
+rule predict:
+    """Write a trained model's predictions for one split."""
+    input:
+        model=out("models/{variant}/seed{seed}/model.pt"),
+        audio=out("features/audio.h5"),
+        frame=out("features/frame.h5"),
+        clip=out("features/clip.h5"),
+        manifest=out("manifest.parquet"),
+    output:
+        predictions=out("predictions/{variant}/seed{seed}/{split}.npz"),
+    log:
+        out("logs/predict/{variant}/seed{seed}/{split}.log"),
+    wildcard_constraints:
+        variant=r"[A-Za-z0-9_.]+",
+        seed=r"\d+",
+        split="train|val|test",
+    conda:
+        "../../envs/avvp.yaml"
+    params:
+        settings=predict_settings_json(),
+        features=features_folder,
+    shell:
+        "avvp predict --model {input.model} --features-dir {params.features}"
+        " --manifest {input.manifest} --split {wildcards.split} --out {output.predictions}"
+        " --settings '{params.settings}' --no-progress > {log} 2>&1"

@@ -1,0 +1,188 @@
+"""Model files: official ``MMIL_Net`` state dicts (HAN and MA) and avvp's own model and resume files.
+
+* An **official checkpoint** is the plain ``state_dict()`` of the official HAN or MA ``MMIL_Net``
+  (keys in ``shared/spec/official_*_state_dict.tsv``). Its dead modules (``audio_encoder``,
+  ``visual_encoder``, ``cmt_encoder``, the encoders' own norms, MA's ``t_att``/``t_att2``/``fc1``/
+  ``fc2``) are dropped; ``hat_encoder.layers.0.*`` becomes ``han.*``; the feature sizes are read
+  from the weight shapes.
+* An **avvp model file** is a dict ``{"format": "avvp-han", "version", "config", "classes",
+  "state_dict", "meta"}``.
+* A **resume file** (``checkpoints/last.pt``) holds the whole training state; see
+  :mod:`avvp.train`.
+
+Every file is read with ``torch.load(..., weights_only=True)`` and written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .atomic import atomic_path
+from .errors import InputError, MissingWeightsError
+from .model import HAN, HANConfig
+
+FORMAT = "avvp-han"
+VERSION = 1
+
+#: Official key prefix of the one HAN layer, and ours.
+OFFICIAL_HAN_PREFIX = "hat_encoder.layers.0."
+HAN_PREFIX = "han."
+#: Modules of the official MMIL_Net that its forward pass never uses (HAN and MA).
+UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.", "hat_encoder.norm1.",
+                   "hat_encoder.norm2.", "t_att.", "t_att2.", "fc1.", "fc2.")
+
+
+def _official_key(key: str) -> str:
+    return OFFICIAL_HAN_PREFIX + key[len(HAN_PREFIX):] if key.startswith(HAN_PREFIX) else key
+
+
+def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None = None) -> dict:
+    """Model sizes (a :class:`HANConfig` dict without nhead/dropout) read from an official state dict."""
+    needed = ("fc_a.weight", "fc_v.weight", "fc_st.weight", "fc_prob.weight",
+              OFFICIAL_HAN_PREFIX + "linear1.weight")
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise InputError(source, "not a HAN checkpoint: missing key(s) " + ", ".join(missing))
+    for k in needed:
+        if getattr(state[k], "ndim", None) != 2:
+            raise InputError(source, f"not a HAN checkpoint: {k} has shape "
+                                     f"{tuple(getattr(state[k], 'shape', ()))}, expected a matrix")
+    return {
+        "audio_dim": int(state["fc_a.weight"].shape[1]),
+        "frame_dim": int(state["fc_v.weight"].shape[1]),
+        "clip_dim": int(state["fc_st.weight"].shape[1]),
+        "n_classes": int(state["fc_prob.weight"].shape[0]),
+        "d_model": int(state["fc_a.weight"].shape[0]),
+        "dim_feedforward": int(state[OFFICIAL_HAN_PREFIX + "linear1.weight"].shape[0]),
+    }
+
+
+def convert_official(state: Mapping[str, torch.Tensor], source: str | Path | None = None,
+                     nhead: int = 1) -> tuple[HANConfig, dict[str, torch.Tensor]]:
+    """Map an official HAN/MA ``MMIL_Net`` state dict onto :class:`HAN`.
+
+    Args:
+        state: the official state dict (a ``module.`` prefix from DataParallel is accepted).
+        source: the file it came from, for error messages.
+        nhead: attention heads (not recorded in a state dict; 1 official).
+
+    Returns:
+        The model config and our state dict.
+
+    Raises:
+        InputError: missing keys, keys of another architecture, or wrong shapes, each named.
+    """
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    sizes = official_sizes(state, source)
+    try:
+        config = HANConfig(nhead=nhead, **sizes)
+    except ValueError as exc:
+        raise InputError(source, f"not a usable HAN checkpoint: {exc}") from None
+    expected = HAN.from_config(config).state_dict()
+    missing = [_official_key(k) for k in expected if _official_key(k) not in state]
+    if missing:
+        raise InputError(source, "not a HAN checkpoint: missing key(s) " + ", ".join(missing))
+    unknown = [k for k in state
+               if not k.startswith(UNUSED_PREFIXES)
+               and k not in {_official_key(e) for e in expected}]
+    if unknown:
+        raise InputError(source, "not a HAN checkpoint: unexpected key(s) " + ", ".join(unknown))
+    ours = {}
+    wrong = []
+    for key, ref in expected.items():
+        value = state[_official_key(key)]
+        if tuple(value.shape) != tuple(ref.shape):
+            wrong.append(f"{_official_key(key)} {tuple(value.shape)} (expected {tuple(ref.shape)})")
+        ours[key] = value.detach().to(torch.float32).clone()
+    if wrong:
+        raise InputError(source, "not a HAN checkpoint: wrong shape(s) " + "; ".join(wrong))
+    return config, ours
+
+
+def load_official(path: str | Path, nhead: int = 1) -> HAN:
+    """Load an official HAN or MA ``MMIL_Net`` checkpoint file into :class:`HAN` (eval mode)."""
+    state = _torch_load(path)
+    if not _is_state_dict(state):
+        raise InputError(path, "not an official checkpoint: expected a state dict of tensors")
+    config, ours = convert_official(state, path, nhead)
+    model = HAN.from_config(config)
+    model.load_state_dict(ours)
+    return model.eval()
+
+
+def save_model(path: str | Path, model: HAN, classes: list[str], meta: Mapping[str, Any] | None = None) -> None:
+    """Write an avvp model file atomically.
+
+    Args:
+        path: the target (``model.pt``).
+        model: the model; its weights are stored on the CPU.
+        classes: class names in output order.
+        meta: extra JSON-like information (settings, seed, selected epoch, ...).
+    """
+    if len(classes) != model.config.n_classes:
+        raise ValueError(f"{len(classes)} class names for a model with {model.config.n_classes} classes")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "classes": list(classes),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    save_torch(path, payload)
+
+
+def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
+    """Load an avvp model file or an official state dict.
+
+    Returns:
+        The model in eval mode, and a dict with ``classes`` (None for an official file, which
+        does not record them), ``meta`` and ``official`` (bool).
+    """
+    payload = _torch_load(path)
+    if isinstance(payload, Mapping) and payload.get("format") == FORMAT:
+        try:
+            config = HANConfig(**payload["config"])
+            model = HAN.from_config(config)
+            model.load_state_dict(payload["state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise InputError(path, f"broken avvp model file: {exc}") from None
+        classes = list(payload.get("classes") or [])
+        if len(classes) != config.n_classes:
+            raise InputError(path, f"{len(classes)} class names for {config.n_classes} model classes")
+        return model.eval(), {"classes": classes, "meta": dict(payload.get("meta", {})), "official": False}
+    if _is_state_dict(payload):
+        config, ours = convert_official(payload, path, nhead)
+        model = HAN.from_config(config)
+        model.load_state_dict(ours)
+        return model.eval(), {"classes": None, "meta": {}, "official": True}
+    raise InputError(path, "neither an avvp model file nor an official HAN/MA state dict")
+
+
+def save_torch(path: str | Path, obj: Any) -> None:
+    """``torch.save`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, with errors naming the file."""
+    return _torch_load(path)
+
+
+def _torch_load(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise MissingWeightsError(path, "model")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise InputError(path, f"cannot read as a torch checkpoint: {exc}") from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())

@@ -1,0 +1,49 @@
+"""``avvp train``: train HAN / MA on the merged feature stores and the manifest's labels."""
+
+from __future__ import annotations
+
+from ..settings import parse_settings
+from ..train import run_training
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a HAN model (optionally MA's contrastive loss, refined labels)")
+    p.add_argument("--features-dir", required=True,
+                   help="folder with the merged stores audio.h5, frame.h5, clip.h5")
+    p.add_argument("--manifest", required=True, help="manifest.parquet (dense tables beside it)")
+    p.add_argument("--out", required=True, help="model file to write (history.parquet, curve.png, "
+                                                "checkpoints/ go beside it)")
+    p.add_argument("--labels", default=None, help="refined labels (labels.parquet from avvp refine); "
+                                                  "default: the weak labels")
+    p.add_argument("--annotations", default=None,
+                   help="annotation folder, read for its classes.txt "
+                        "(default: <manifest dir>/annotations, else the LLP classes)")
+    p.add_argument("--settings", default=None,
+                   help='{"model": {...}, "train": {...}} as inline JSON or a YAML/JSON file')
+    p.add_argument("--seed", type=int, default=1, help="seed of this run (default: 1)")
+    p.add_argument("--contrastive", choices=("on", "off"), default=None,
+                   help="add MA's contrastive loss (overrides train.contrastive.enabled)")
+    p.add_argument("--tau", type=float, default=None,
+                   help="contrastive temperature (overrides train.contrastive.tau)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    settings = parse_settings(args.settings)
+    override: dict = {}
+    if args.contrastive is not None:
+        override["enabled"] = args.contrastive == "on"
+    if args.tau is not None:
+        override["tau"] = args.tau
+    if override:
+        train = dict(settings.get("train") or {})
+        train["contrastive"] = {**dict(train.get("contrastive") or {}), **override}
+        settings = {**settings, "train": train}
+    result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
+                          labels=args.labels, annotations=args.annotations, resume=not args.restart,
+                          progress=not args.no_progress)
+    print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
+          f"(val segment Type@AV {100 * result.score:.1f}) -> {args.out}")
+    return 0

@@ -1,0 +1,291 @@
+"""In-memory training and evaluation data: features from the feature store, labels and truth.
+
+All features of a split are held as three float32 tensors (N, T, D). Frame features are pooled
+from k·T rows (8 frames per segment, official) to T rows while they are read: the model's first
+operation on them is linear, so pooling first is exact, and all LLP features fit in ~1.3 GB.
+
+Labels come from the manifest (``avvp manifest``): weak labels from its ``labels`` column, the
+dense val/test truth from the ``dense_audio.parquet`` / ``dense_visual.parquet`` tables beside it,
+and the class order from the annotation folder's ``classes.txt`` (the 25 LLP classes without one).
+Refined modality-aware labels (``avvp refine``) override the per-modality training targets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .annotations import Annotations
+from .classes import CLASSES_FILE, LLP_CLASSES, load_classes
+from .errors import InputError
+from .losses import modality_targets
+
+log = logging.getLogger(__name__)
+
+ROLES = ("audio", "frame", "clip")
+MANIFEST_COLUMNS = ("video_id", "split", "labels")
+DENSE_TABLES = {"audio": "dense_audio.parquet", "visual": "dense_visual.parquet"}
+READ_CHUNK = 256
+
+
+# ------------------------------------------------------------------------------- features
+
+@dataclass
+class Features:
+    """Features of N videos, one row per segment.
+
+    Attributes:
+        video_ids: the videos, in row order.
+        audio: (N, T, Da) float32.
+        frame: (N, T, Df) float32 (pooled to one row per segment).
+        clip: (N, T, Dc) float32.
+        attrs: the stores' attributes per role (extractor, weights, ...).
+    """
+
+    video_ids: list[str]
+    audio: torch.Tensor
+    frame: torch.Tensor
+    clip: torch.Tensor
+    attrs: dict
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.audio.shape[1])
+
+    def dims(self) -> dict[str, int]:
+        """Feature sizes as :class:`avvp.model.HANConfig` keyword arguments."""
+        return {"audio_dim": int(self.audio.shape[2]), "frame_dim": int(self.frame.shape[2]),
+                "clip_dim": int(self.clip.shape[2])}
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+
+def store_path(features_dir: str | Path, role: str) -> Path:
+    """The merged store of ``role`` in a features folder: ``<dir>/<role>.h5``."""
+    return Path(features_dir) / f"{role}.h5"
+
+
+def pool_segments(x: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Average groups of k consecutive rows: (N, k·T, D) → (N, T, D)."""
+    n, rows, d = x.shape
+    if rows == n_segments:
+        return x
+    return x.reshape(n, n_segments, rows // n_segments, d).mean(dim=2)
+
+
+def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: bool = False,
+                  chunk: int = READ_CHUNK) -> Features:
+    """Read the three merged stores of ``features_dir`` for ``video_ids`` (in that order).
+
+    Frames with k·T rows per video are pooled to T rows in chunks, so the full (N, 80, 2048)
+    array is never held in memory.
+
+    Raises:
+        InputError: a store is missing, lacks some of the videos, or has shapes that do not
+            fit together (segments per video, dimensions), naming the file.
+    """
+    from .feature_store import read_store
+
+    video_ids = [str(v) for v in video_ids]
+    if not video_ids:
+        raise InputError(features_dir, "no videos to load")
+    out: dict[str, torch.Tensor] = {}
+    attrs: dict[str, dict] = {}
+    n_segments = None
+    for role in ROLES:
+        path = store_path(features_dir, role)
+        if not path.exists():
+            raise InputError(path, f"{role} feature store not found")
+        parts = []
+        steps = range(0, len(video_ids), chunk)
+        for start in tqdm(steps, desc=f"read {role}", unit="chunk", disable=not progress, leave=False):
+            ids, array, attrs[role] = read_store(path, video_ids[start:start + chunk])
+            if list(ids) != video_ids[start:start + chunk]:
+                raise InputError(path, "the store returned the videos in another order than asked")
+            x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            if x.ndim != 3:
+                raise InputError(path, f"features have shape {tuple(x.shape)}, expected (N, T, D)")
+            if n_segments is None:
+                n_segments = int(x.shape[1])
+            x = _fit_segments(x, n_segments, role, path)
+            bad = ~torch.isfinite(x).reshape(len(x), -1).all(dim=1)
+            if bad.any():
+                vid = ids[int(torch.nonzero(bad)[0, 0])]
+                raise InputError(path, f"video {vid!r} has non-finite {role} features")
+            parts.append(x)
+        out[role] = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return Features(video_ids, out["audio"], out["frame"], out["clip"], attrs)
+
+
+def _fit_segments(x: torch.Tensor, n_segments: int, role: str, path: Path) -> torch.Tensor:
+    rows = int(x.shape[1])
+    if role == "frame" and rows % n_segments == 0 and rows > 0:
+        return pool_segments(x, n_segments)
+    if rows != n_segments:
+        need = f"a multiple of {n_segments}" if role == "frame" else str(n_segments)
+        raise InputError(path, f"{role} features have {rows} rows per video, expected {need} "
+                               f"(the audio store has {n_segments} segments)")
+    return x
+
+
+def check_dims(features: Features, expected: dict[str, int], features_dir: str | Path) -> None:
+    """Raise InputError naming the store whose feature size differs from a model's."""
+    for role in ROLES:
+        have, want = features.dims()[f"{role}_dim"], expected[f"{role}_dim"]
+        if have != want:
+            raise InputError(store_path(features_dir, role),
+                             f"{role} features are {have}-d but the model expects {want}-d")
+
+
+# ---------------------------------------------------------------------------- annotations
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read ``manifest.parquet`` and check the columns training needs."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "manifest not found")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise InputError(path, f"not a Parquet file: {exc}") from None
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    table["labels"] = [list(v) if v is not None else [] for v in table["labels"]]
+    return table
+
+
+def find_classes(manifest: str | Path, annotations: str | Path | None = None) -> list[str]:
+    """The class order: ``<annotations>/classes.txt``, else ``<manifest dir>/annotations/classes.txt``,
+    else the 25 LLP classes."""
+    if annotations is not None:
+        return load_classes(annotations)
+    beside = Path(manifest).parent / "annotations"
+    if (beside / CLASSES_FILE).exists():
+        return load_classes(beside)
+    return list(LLP_CLASSES)
+
+
+def load_annotations(manifest: str | Path, annotations: str | Path | None = None,
+                     dense: bool = True) -> Annotations:
+    """An :class:`~avvp.annotations.Annotations` built from the manifest and its dense tables.
+
+    Args:
+        manifest: ``manifest.parquet`` (written by ``avvp manifest``).
+        annotations: the annotation folder, read only for its ``classes.txt`` (see
+            :func:`find_classes`).
+        dense: read ``dense_audio.parquet`` / ``dense_visual.parquet`` beside the manifest.
+    """
+    manifest = Path(manifest)
+    videos = read_manifest(manifest)
+    classes = find_classes(manifest, annotations)
+    known = set(classes)
+    for vid, labels in zip(videos["video_id"], videos["labels"]):
+        bad = [c for c in labels if c not in known]
+        if bad:
+            raise InputError(manifest, f"video {vid!r} has class {bad[0]!r}, which is not in the "
+                                       f"class list ({len(classes)} classes)")
+    tables = {}
+    for modality, name in DENSE_TABLES.items():
+        path = manifest.parent / name
+        if not dense:
+            tables[modality] = pd.DataFrame(columns=["video_id", "class", "onset", "offset"])
+            continue
+        if not path.exists():
+            raise InputError(path, "dense truth table not found (written by 'avvp manifest' beside the manifest)")
+        tables[modality] = pd.read_parquet(path)
+    return Annotations(manifest.parent, classes, videos, tables["audio"], tables["visual"])
+
+
+def split_ids(ann: Annotations, split: str, source: str | Path | None = None) -> list[str]:
+    """The video ids of ``split`` in manifest order; InputError when there are none."""
+    ids = ann.split(split)["video_id"].astype(str).tolist()
+    if not ids:
+        raise InputError(source or ann.folder, f"the manifest has no {split!r} videos")
+    return ids
+
+
+# ------------------------------------------------------------------------------- targets
+
+@dataclass
+class Targets:
+    """Training targets (N, C) float32 tensors: weak labels and the three loss targets."""
+
+    weak: torch.Tensor
+    global_: torch.Tensor
+    audio: torch.Tensor
+    visual: torch.Tensor
+
+
+def build_targets(weak: np.ndarray, video_ids: Sequence[str], classes: Sequence[str],
+                  labels: str | Path | None = None, alias_global: bool = False) -> Targets:
+    """The loss targets of the training videos.
+
+    Without ``labels``: global = audio = y and visual = 0.9·y + 0.05. With a refined-labels
+    table (columns video_id, class, audio, visual, optionally global; one row per positive weak
+    pair; unlisted pairs keep their weak labels): audio = y·audio, visual smoothed then a hard 0
+    where dropped, global = y (times the table's ``global`` column if present; with
+    ``alias_global`` also zero where the audio label was dropped).
+    """
+    weak = np.asarray(weak, dtype=np.float32)
+    audio = visual = glob = None
+    if labels is not None:
+        from . import refine
+
+        table = refine.read_table(labels)
+        m = refine.modality_targets(table, list(video_ids), list(classes), source=labels)
+        listed = m["weak"] > 0
+        extra = listed & (weak <= 0)
+        if extra.any():
+            r, c = np.argwhere(extra)[0]
+            raise InputError(labels, f"({video_ids[r]}, {classes[c]}) is listed but is not a weak label")
+        audio = np.where(listed, m["audio"], 1.0)
+        visual = np.where(listed, m["visual"], 1.0)
+        glob = np.where(listed, m["global"], 1.0)
+        log.info("%s: %d audio and %d visual labels dropped of %d", labels,
+                 int((listed & (audio == 0)).sum()), int((listed & (visual == 0)).sum()), int(listed.sum()))
+    g, a, v = modality_targets(weak, audio, visual, alias_global)
+    if glob is not None:
+        g = g * glob
+    return Targets(_tensor(weak), _tensor(g), _tensor(a), _tensor(v))
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+@dataclass
+class SplitData:
+    """One split in memory: features, weak labels, and (val/test) dense truth.
+
+    Attributes:
+        features: the videos' features.
+        weak: (N, C) weak labels.
+        gt_audio, gt_visual: (N, C, T) uint8 dense truth, or None.
+    """
+
+    features: Features
+    weak: np.ndarray
+    gt_audio: np.ndarray | None = None
+    gt_visual: np.ndarray | None = None
+
+
+def load_split(features_dir: str | Path, ann: Annotations, split: str, truth: bool,
+               progress: bool = False) -> SplitData:
+    """Features, weak labels and (if ``truth``) the dense truth of one split."""
+    ids = split_ids(ann, split)
+    features = load_features(features_dir, ids, progress=progress)
+    weak = ann.weak(ids)
+    gt_a = gt_v = None
+    if truth:
+        gt_a = ann.dense("audio", ids, features.n_segments)
+        gt_v = ann.dense("visual", ids, features.n_segments)
+    return SplitData(features, weak, gt_a, gt_v)

@@ -1,0 +1,181 @@
+"""The HAN model (hybrid attention network, official.md §c) with attentive multimodal MIL pooling.
+
+Only the modules the official forward pass uses are built, so with the official feature sizes the
+model has exactly 4,569,675 parameters (the official ``MMIL_Net`` also builds dead encoders; see
+:mod:`avvp.checkpoint` for loading its state dicts). One HAN layer (one set of weights) serves
+both modalities, and both calls read the original embeddings. There is no positional encoding,
+so the model works for any number of segments T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Feature sizes of the official extractors: VGGish, ResNet-152 frames, R(2+1)D-18 clips.
+OFFICIAL_DIMS = {"audio_dim": 128, "frame_dim": 2048, "clip_dim": 512}
+
+
+@dataclass
+class HANConfig:
+    """Sizes of a HAN model (all constructor arguments of :class:`HAN`).
+
+    Attributes:
+        audio_dim, frame_dim, clip_dim: input feature sizes per segment.
+        n_classes: number of event classes.
+        d_model: embedding width (512 official).
+        nhead: attention heads (1 official).
+        dim_feedforward: hidden width of the HAN feed-forward block (512 official).
+        dropout: dropout of the HAN layer (attention weights, residual branches, feed-forward).
+    """
+
+    audio_dim: int = 128
+    frame_dim: int = 2048
+    clip_dim: int = 512
+    n_classes: int = 25
+    d_model: int = 512
+    nhead: int = 1
+    dim_feedforward: int = 512
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "dropout":
+                if not 0.0 <= float(value) < 1.0:
+                    raise ValueError(f"model dropout = {value!r} must be in [0, 1)")
+            elif int(value) < 1:
+                raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
+        if self.d_model % self.nhead:
+            raise ValueError(f"model d_model = {self.d_model} is not divisible by nhead = {self.nhead}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class HANOutput:
+    """What :meth:`HAN.forward` returns.
+
+    Attributes:
+        global_prob: (B, C) video-level probability over both modalities.
+        a_prob: (B, C) video-level audio probability.
+        v_prob: (B, C) video-level visual probability.
+        frame_prob: (B, T, 2, C) segment probabilities; axis 2: 0 = audio, 1 = visual.
+        a_feat: (B, T, d) audio features after the HAN layer.
+        v_feat_pre: (B, T, d) visual features before the HAN layer (the fc_fusion output).
+    """
+
+    global_prob: torch.Tensor
+    a_prob: torch.Tensor
+    v_prob: torch.Tensor
+    frame_prob: torch.Tensor
+    a_feat: torch.Tensor
+    v_feat_pre: torch.Tensor
+
+
+class HANLayer(nn.Module):
+    """One hybrid attention layer: ``LN2(h + FFN(h))`` with ``h = LN1(q + cross(q, k) + self(q))``.
+
+    Inputs and outputs are batch-first (B, T, d). Module names follow the official layer so
+    state dicts map one to one.
+    """
+
+    def __init__(self, d_model: int = 512, nhead: int = 1, dim_feedforward: int = 512,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.cm_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout11 = nn.Dropout(dropout)
+        self.dropout12 = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(self, query: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """Attend from ``query`` (B, T, d) to itself and to the other modality ``other`` (B, T', d)."""
+        cross = self.cm_attn(query, other, other, need_weights=False)[0]
+        self_ = self.self_attn(query, query, query, need_weights=False)[0]
+        h = self.norm1(query + self.dropout11(cross) + self.dropout12(self_))
+        ffn = self.linear2(self.dropout1(F.relu(self.linear1(h))))
+        return self.norm2(h + self.dropout2(ffn))
+
+
+class HAN(nn.Module):
+    """HAN with attentive multimodal MIL pooling (official.md §c).
+
+    Args:
+        audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead, dim_feedforward, dropout:
+            see :class:`HANConfig`.
+    """
+
+    def __init__(self, audio_dim: int = 128, frame_dim: int = 2048, clip_dim: int = 512,
+                 n_classes: int = 25, d_model: int = 512, nhead: int = 1,
+                 dim_feedforward: int = 512, dropout: float = 0.1):
+        super().__init__()
+        self.config = HANConfig(audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead,
+                                dim_feedforward, dropout)
+        # Construction order as in the official model (it decides the default initialisation).
+        self.fc_prob = nn.Linear(d_model, n_classes)
+        self.fc_frame_att = nn.Linear(d_model, n_classes)
+        self.fc_av_att = nn.Linear(d_model, n_classes)
+        self.fc_a = nn.Linear(audio_dim, d_model)
+        self.fc_v = nn.Linear(frame_dim, d_model)
+        self.fc_st = nn.Linear(clip_dim, d_model)
+        self.fc_fusion = nn.Linear(2 * d_model, d_model)
+        self.han = HANLayer(d_model, nhead, dim_feedforward, dropout)
+
+    @classmethod
+    def from_config(cls, config: HANConfig | dict) -> "HAN":
+        """Build a model from a :class:`HANConfig` or its dict."""
+        if isinstance(config, dict):
+            config = HANConfig(**config)
+        return cls(**config.to_dict())
+
+    def forward(self, audio: torch.Tensor, frame: torch.Tensor, clip: torch.Tensor) -> HANOutput:
+        """Run the model.
+
+        Args:
+            audio: (B, T, audio_dim).
+            frame: (B, T, frame_dim), already pooled to one row per segment; an input with k·T
+                rows (the official 8 frames per segment) is pooled here after ``fc_v``.
+            clip: (B, T, clip_dim).
+
+        Returns:
+            :class:`HANOutput`.
+        """
+        b, t = audio.shape[:2]
+        if clip.shape[:2] != (b, t):
+            raise ValueError(f"clip features have shape {tuple(clip.shape)}, expected ({b}, {t}, D)")
+        if frame.shape[0] != b or frame.shape[1] % t:
+            raise ValueError(f"frame features have shape {tuple(frame.shape)}, expected ({b}, k*{t}, D)")
+        x_a = self.fc_a(audio)
+        v = self.fc_v(frame)
+        if v.shape[1] != t:
+            v = v.reshape(b, t, v.shape[1] // t, v.shape[2]).mean(dim=2)
+        x_v = self.fc_fusion(torch.cat([v, self.fc_st(clip)], dim=-1))
+
+        # One call for both modalities (the same layer): a' = L(x_a, x_v), v' = L(x_v, x_a).
+        han = self.han(torch.cat([x_a, x_v]), torch.cat([x_v, x_a]))
+        a_han, v_han = han[:b], han[b:]
+        x = torch.stack([a_han, v_han], dim=2)  # (B, T, 2, d)
+
+        frame_prob = torch.sigmoid(self.fc_prob(x))  # (B, T, 2, C)
+        time_att = torch.softmax(self.fc_frame_att(x), dim=1)
+        modality_att = torch.softmax(self.fc_av_att(x), dim=2)
+        pooled = time_att * frame_prob
+        global_prob = (modality_att * pooled).sum(dim=2).sum(dim=1)
+        a_prob = pooled[:, :, 0].sum(dim=1)
+        v_prob = pooled[:, :, 1].sum(dim=1)
+        return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_han, x_v)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,417 @@
+"""Training HAN / MA (official.md §d, §e): loop, validation, model selection, exact resume.
+
+Recipe: Adam (lr 3e-4), StepLR(10, 0.1) stepped once per epoch, batch 16, the three BCE terms
+(:mod:`avvp.losses`), optionally MA's contrastive loss. HAN: 40 epochs, keep the epoch with the best
+validation segment-level Type@AV (ties go to the later epoch; ``select: best``). MA: 12 epochs,
+keep the last (``select: last``).
+
+Reproducibility: Python, NumPy and torch are seeded and torch uses deterministic algorithms; the
+data order of an epoch is a function of (seed, epoch) only. After every epoch the whole state
+(model, optimizer, scheduler, random generators, history, best-so-far) goes atomically to
+``checkpoints/last.pt`` beside the model file, so a killed run resumes where it stopped and ends
+with the same weights as an uninterrupted one.
+
+Outputs beside ``model.pt``: ``history.parquet`` (one row per epoch: losses, learning rate,
+validation metrics), ``curve.png`` and ``checkpoints/last.pt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .atomic import write_parquet
+from .checkpoint import load_torch, save_model, save_torch
+from .data import SplitData, Targets, build_targets, load_annotations, load_split
+from .device import resolve_device
+from .errors import ConfigError
+from .losses import NEGATIVES, training_loss
+from .metrics import GATES, evaluate_arrays, segment_type_at_av
+from .model import HAN, HANConfig
+from .predict import predict_arrays
+from .seeding import deterministic_algorithms, epoch_order, rng_state, seed_everything, set_rng_state
+from .settings import merge_settings
+
+log = logging.getLogger(__name__)
+
+MODEL_DEFAULTS: dict[str, Any] = {"d_model": 512, "nhead": 1, "dim_feedforward": 512, "dropout": 0.1}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 12,               # 40 for the HAN recipe, 12 for MA
+    "batch_size": 16,
+    "lr": 3e-4,
+    "step_size": 10,
+    "gamma": 0.1,
+    "select": "last",           # last (MA) | best (HAN: best val segment-level Type@AV, ties to later)
+    "seeds": [1],               # the workflow's seed list; a run's seed is given with --seed
+    "device": "auto",
+    "gate": "ma",               # video-level gate of the per-epoch validation (han | ma)
+    "threshold": 0.5,
+    "alias_global": False,      # official aliasing: a dropped audio label also zeroes the global target
+    "eval_batch_size": 64,
+    "deterministic": True,
+    "contrastive": {
+        "enabled": False,       # set per variant (avvp train --contrastive on)
+        "weight": 1.0,
+        "tau": 0.2,
+        "smoothing": 0.1,
+        "negatives": "video",   # video (official: other segments of the same video) | batch
+        "symmetric": False,     # also the visual -> audio direction
+    },
+}
+SELECT = ("last", "best")
+CHECKPOINT = "checkpoints/last.pt"
+STATE_FORMAT = "avvp-train-state"
+#: Columns of history.parquet drawn in curve.png (besides the losses).
+CURVE_METRICS = ("val_segment_audio", "val_segment_visual", "val_segment_av", "val_segment_type",
+                 "val_event_type")
+
+Hook = Callable[[str, int, int], None]
+
+
+# ------------------------------------------------------------------------------- settings
+
+def train_settings(given: Mapping[str, Any] | None = None) -> dict:
+    """``{"model": ..., "train": ...}`` merged over the defaults and checked.
+
+    Raises:
+        ConfigError: an unknown key or a value out of range, named.
+    """
+    given = dict(given or {})
+    unknown = sorted(set(given) - {"model", "train"})
+    if unknown:
+        raise ConfigError(f"unknown settings section(s) {', '.join(unknown)} (known: model, train)")
+    s = {"model": merge_settings(MODEL_DEFAULTS, given.get("model") or {}, "model"),
+         "train": merge_settings(TRAIN_DEFAULTS, given.get("train") or {}, "train")}
+    t, c = s["train"], s["train"]["contrastive"]
+    _check("train.epochs", t["epochs"], int, 1)
+    _check("train.batch_size", t["batch_size"], int, 1)
+    _check("train.lr", t["lr"], float, 0.0, open_low=True)
+    _check("train.step_size", t["step_size"], int, 1)
+    _check("train.gamma", t["gamma"], float, 0.0, 1.0, open_low=True)
+    _check("train.threshold", t["threshold"], float, 0.0, 1.0)
+    _check("train.eval_batch_size", t["eval_batch_size"], int, 1)
+    _check("train.contrastive.weight", c["weight"], float, 0.0)
+    _check("train.contrastive.tau", c["tau"], float, 0.0, open_low=True)
+    _check("train.contrastive.smoothing", c["smoothing"], float, 0.0, 1.0, open_high=True)
+    _choice("train.select", t["select"], SELECT)
+    _choice("train.gate", t["gate"], GATES)
+    _choice("train.contrastive.negatives", c["negatives"], NEGATIVES)
+    for key in ("alias_global", "deterministic"):
+        _choice(f"train.{key}", t[key], (True, False))
+    for key in ("enabled", "symmetric"):
+        _choice(f"train.contrastive.{key}", c[key], (True, False))
+    try:
+        HANConfig(**s["model"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    return s
+
+
+def _check(name: str, value: Any, cast: type, low: float | None = None, high: float | None = None,
+           open_low: bool = False, open_high: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (cast is int and value != int(value)):
+        raise ConfigError(f"{name} = {value!r} is not {'an integer' if cast is int else 'a number'}")
+    too_low = low is not None and (value <= low if open_low else value < low)
+    too_high = high is not None and (value >= high if open_high else value > high)
+    if too_low or too_high:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ConfigError(f"{name} = {value!r} is out of range "
+                          f"{'(' if open_low else '['}{lo}, {hi}{')' if open_high else ']'}")
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed or (isinstance(value, bool) != isinstance(allowed[0], bool)):
+        raise ConfigError(f"{name} = {value!r} (allowed: {', '.join(map(str, allowed))})")
+
+
+# ---------------------------------------------------------------------------------- loop
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` returns.
+
+    Attributes:
+        model: the selected model (CPU, eval mode).
+        history: one row per epoch.
+        epoch: the selected epoch (1-based).
+        score: its validation segment-level Type@AV (NaN without validation).
+    """
+
+    model: HAN
+    history: pd.DataFrame
+    epoch: int
+    score: float
+
+
+def _fingerprint(settings: Mapping, seed: int, train: SplitData, targets: Targets,
+                 val: SplitData | None) -> str:
+    """Identity of a run: settings (minus the device), seed, videos, targets, feature stores and sums."""
+    h = hashlib.sha256()
+    s = copy.deepcopy(dict(settings))
+    s["train"].pop("device", None)
+    s["train"].pop("seeds", None)
+    h.update(json.dumps(s, sort_keys=True).encode())
+    h.update(f"seed={seed}".encode())
+    h.update("\n".join(train.features.video_ids).encode())
+    h.update(json.dumps(train.features.dims(), sort_keys=True).encode())
+    h.update(json.dumps(train.features.attrs, sort_keys=True, default=str).encode())
+    f = train.features
+    h.update(repr([float(torch.sum(x, dtype=torch.float64)) for x in (f.audio, f.frame, f.clip)]).encode())
+    for t in (targets.weak, targets.global_, targets.audio, targets.visual):
+        h.update(t.numpy().tobytes())
+    if val is not None:
+        h.update("\n".join(val.features.video_ids).encode())
+    return h.hexdigest()
+
+
+def _device_features(data: SplitData, device: torch.device) -> tuple[torch.Tensor, ...]:
+    f = data.features
+    return tuple(x.to(device) for x in (f.audio, f.frame, f.clip))
+
+
+def build_model(settings: Mapping, dims: Mapping[str, int], n_classes: int) -> HAN:
+    """A freshly initialised HAN for the given settings, feature sizes and classes."""
+    return HAN(n_classes=n_classes, **dict(dims), **dict(settings["model"]))
+
+
+def make_optimizer(model: HAN, lr: float) -> torch.optim.Adam:
+    """Adam (default betas, eps, no weight decay), the fused kernel where torch has one."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def train_model(train: SplitData, targets: Targets, val: SplitData | None, classes: list[str],
+                settings: Mapping[str, Any], out: str | Path, seed: int = 1, resume: bool = True,
+                progress: bool = True, hook: Hook | None = None, meta: Mapping[str, Any] | None = None
+                ) -> TrainResult:
+    """Train a HAN and write ``out`` (model.pt), ``history.parquet``, ``curve.png`` beside it.
+
+    Args:
+        train: training features (and weak labels).
+        targets: the loss targets of the training videos (:func:`avvp.data.build_targets`).
+        val: validation features and dense truth, or None (no validation metrics).
+        classes: class names.
+        settings: :func:`train_settings` output.
+        out: the model file to write.
+        seed: the run's seed.
+        resume: continue from ``checkpoints/last.pt`` when it belongs to the same run.
+        progress: show progress bars.
+        hook: called as ``hook(event, epoch, step)`` after every optimizer step (event "batch")
+            and after every epoch's checkpoint is written (event "epoch"); for tests.
+        meta: extra information stored in the model file.
+
+    Returns:
+        The :class:`TrainResult`.
+    """
+    s = train_settings(settings)
+    if s["train"]["select"] == "best" and val is None:
+        raise ConfigError("train.select = 'best' needs validation videos, and there are none")
+    with deterministic_algorithms(s["train"]["deterministic"]):
+        return _train(train, targets, val, classes, s, Path(out), seed, resume, progress, hook, meta)
+
+
+def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: list[str], s: dict,
+           out: Path, seed: int, resume: bool, progress: bool, hook: Hook | None,
+           meta: Mapping[str, Any] | None) -> TrainResult:
+    t = s["train"]
+    ckpt_path = out.parent / CHECKPOINT
+    seed_everything(seed)
+    device = resolve_device(t["device"])
+    model = build_model(s, train.features.dims(), len(classes)).to(device)
+    optimizer = make_optimizer(model, t["lr"])
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["step_size"], gamma=t["gamma"])
+    fingerprint = _fingerprint(s, seed, train, targets, val)
+    history: list[dict] = []
+    best: dict | None = None
+    start = 0
+
+    if resume and ckpt_path.exists():
+        state = load_torch(ckpt_path)
+        if isinstance(state, Mapping) and state.get("format") == STATE_FORMAT \
+                and state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history, best, start = list(state["history"]), state["best"], int(state["epoch"])
+            set_rng_state(state["rng"])
+            log.info("resuming from %s after epoch %d", ckpt_path, start)
+        else:
+            log.warning("%s belongs to another run (settings, seed or data differ); starting afresh", ckpt_path)
+
+    audio, frame, clip = _device_features(train, device)
+    weak, y_g, y_a, y_v = (x.to(device) for x in (targets.weak, targets.global_, targets.audio, targets.visual))
+    contrastive = dict(t["contrastive"]) if t["contrastive"]["enabled"] else None
+    n, bs = len(train.features), int(t["batch_size"])
+
+    epochs = tqdm(range(start, int(t["epochs"])), desc="train", unit="epoch", disable=not progress,
+                  initial=start, total=int(t["epochs"]))
+    for epoch in epochs:
+        tic = time.perf_counter()
+        order = epoch_order(seed, epoch, n).to(device)
+        batch_hook = None if hook is None else (lambda step, e=epoch + 1: hook("batch", e, step))
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
+        row.update(run_epoch(model, optimizer, (audio, frame, clip), (weak, y_g, y_a, y_v), order, bs,
+                             contrastive, progress, f"epoch {epoch + 1}", batch_hook))
+        scheduler.step()
+        if val is not None:
+            row.update(validate(model, val, t, device))
+        row["seconds"] = time.perf_counter() - tic
+        history.append(row)
+        if t["select"] == "best" and (best is None or row["val_segment_type"] >= best["score"]):
+            best = {"epoch": epoch + 1, "score": float(row["val_segment_type"]),
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        save_torch(ckpt_path, {
+            "format": STATE_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
+        })
+        write_parquet(out.parent / "history.parquet", pd.DataFrame(history))
+        epochs.set_postfix(_postfix(row))
+        log.info("epoch %d/%d %s", epoch + 1, t["epochs"],
+                 " ".join(f"{k} {v:.4f}" for k, v in _postfix(row).items()))
+        if hook is not None:
+            hook("epoch", epoch + 1, -1)
+
+    return _finish(model, history, best, s, classes, out, seed, meta)
+
+
+def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torch.Tensor, ...],
+              targets: tuple[torch.Tensor, ...], order: torch.Tensor, batch_size: int,
+              contrastive: Mapping[str, Any] | None = None, progress: bool = False, desc: str = "epoch",
+              hook: Callable[[int], None] | None = None) -> dict[str, float]:
+    """One training epoch over in-memory tensors, batches taken by indexing in ``order``.
+
+    Args:
+        model: the model (put in train mode here).
+        optimizer: its optimizer.
+        features: (audio, frame, clip) tensors (N, T, D) on the model's device.
+        targets: (weak, global, audio, visual) target tensors (N, C).
+        order: the sample order of this epoch (a permutation of N).
+        batch_size: samples per step (the last batch may be smaller).
+        contrastive: contrastive-loss settings, or None.
+        progress: show a progress bar; desc: its label.
+        hook: called with the step number after every optimizer step.
+
+    Returns:
+        The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...).
+    """
+    audio, frame, clip = features
+    weak, y_g, y_a, y_v = targets
+    model.train()
+    n = len(order)
+    sums: dict[str, float] = {}
+    batches = tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False, disable=not progress)
+    for step, begin in enumerate(batches):
+        idx = order[begin:begin + batch_size]
+        output = model(audio[idx], frame[idx], clip[idx])
+        terms = training_loss(output, weak[idx], y_g[idx], y_a[idx], y_v[idx], contrastive)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        for key, value in terms.as_floats().items():
+            sums[key] = sums.get(key, 0.0) + value * len(idx)
+        if hook is not None:
+            hook(step)
+    return {k: v / n for k, v in sums.items()}
+
+
+def validate(model: HAN, val: SplitData, t: Mapping[str, Any], device: torch.device) -> dict[str, float]:
+    """Validation metrics (``val_<metric>``, fractions) of the current model."""
+    arrays = predict_arrays(model, val.features, int(t["eval_batch_size"]), device)
+    result = evaluate_arrays(arrays["global_prob"], arrays["a_prob"], arrays["v_prob"], arrays["frame_prob"],
+                             val.gt_audio, val.gt_visual, gate=t["gate"], threshold=t["threshold"])
+    row = {f"val_{k}": float(v) for k, v in result.overall.items()}
+    row["val_segment_type"] = float(segment_type_at_av(result))
+    return row
+
+
+def _postfix(row: Mapping[str, Any]) -> dict[str, float]:
+    keys = ("loss", "loss_contrastive", "val_segment_type")
+    return {k: row[k] for k in keys if k in row and not (isinstance(row[k], float) and np.isnan(row[k]))}
+
+
+def _finish(model: HAN, history: list[dict], best: dict | None, s: Mapping, classes: list[str],
+            out: Path, seed: int, meta: Mapping[str, Any] | None) -> TrainResult:
+    model = model.cpu()
+    if s["train"]["select"] == "best" and best is not None:
+        model.load_state_dict(best["state_dict"])
+        epoch, score = int(best["epoch"]), float(best["score"])
+    else:
+        epoch = int(history[-1]["epoch"]) if history else 0
+        score = float(history[-1].get("val_segment_type", float("nan"))) if history else float("nan")
+    model.eval()
+    frame = pd.DataFrame(history)
+    info = {"settings": s, "seed": seed, "epoch": epoch, "select": s["train"]["select"],
+            "val_segment_type": score, "avvp_version": __version__, **_plain(meta or {})}
+    save_model(out, model, classes, info)
+    write_parquet(out.parent / "history.parquet", frame)
+    write_curve(frame, out.parent / "curve.png", title=f"{out.parent.parent.name} seed {seed}")
+    log.info("selected epoch %d (val segment Type@AV %.4f) -> %s", epoch, score, out)
+    return TrainResult(model, frame, epoch, score)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-like copy (str for anything else), so the model file loads with weights_only."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def write_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
+    """``curve.png``: losses and the main validation metrics per epoch."""
+    from .plots import plot_training_curve
+
+    cols = ["epoch"] + [c for c in history.columns if c.startswith("loss")] + \
+        [c for c in CURVE_METRICS if c in history.columns]
+    frame = history[cols] if len(history) else pd.DataFrame({"epoch": []})
+    frame = frame.loc[:, [c for c in frame.columns if c == "epoch" or frame[c].notna().any()]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plot_training_curve(frame, path, title=title)
+
+
+# ------------------------------------------------------------------------------- pipeline
+
+def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path,
+                 settings: Mapping[str, Any] | None = None, seed: int = 1, labels: str | Path | None = None,
+                 annotations: str | Path | None = None, resume: bool = True, progress: bool = True,
+                 hook: Hook | None = None) -> TrainResult:
+    """Load the data named by a manifest and a features folder, then :func:`train_model`.
+
+    Args:
+        features_dir: folder with ``audio.h5``, ``frame.h5``, ``clip.h5``.
+        manifest: ``manifest.parquet`` (dense tables beside it).
+        out: the model file to write.
+        settings: ``{"model": ..., "train": ...}``.
+        seed: the run's seed.
+        labels: refined-labels Parquet (``avvp refine``), or None for the weak labels.
+        annotations: annotation folder (for ``classes.txt``), optional.
+        resume, progress, hook: see :func:`train_model`.
+    """
+    s = train_settings(settings)
+    ann = load_annotations(manifest, annotations)
+    train = load_split(features_dir, ann, "train", truth=False, progress=progress)
+    val = None
+    if len(ann.split("val")):
+        val = load_split(features_dir, ann, "val", truth=True, progress=progress)
+    else:
+        log.warning("%s: no validation videos; no validation metrics", manifest)
+    targets = build_targets(train.weak, train.features.video_ids, ann.classes, labels,
+                            s["train"]["alias_global"])
+    meta = {"labels": None if labels is None else str(labels), "n_train": len(train.features),
+            "n_val": 0 if val is None else len(val.features), "features": train.features.attrs}
+    return train_model(train, targets, val, list(ann.classes), s, out, seed, resume, progress, hook, meta)
