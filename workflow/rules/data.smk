@@ -1,23 +1,27 @@
 # Annotations and the manifest.
 
 
-rule fetch_annotations:
-    """Fetch the six LLP annotation CSVs from their public source and check their sha256."""
-    output:
-        train=out("annotations/AVVP_train.csv"),
-    params:
-        url=config["data"].get("annotations_url", ""),
-        folder=out("annotations"),
-    log:
-        out("logs/fetch_annotations.log"),
-    shell:
-        "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
+if not is_synth():
+
+    rule fetch_annotations:
+        """Fetch the six LLP annotation CSVs from their public source and check their sha256."""
+        output:
+            train=out("annotations/AVVP_train.csv"),
+        params:
+            url=config["data"].get("annotations_url", ""),
+            folder=out("annotations"),
+        log:
+            out("logs/fetch_annotations.log"),
+        shell:
+            "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
 
 
 rule manifest:
     """Read the LLP-format annotations into the Parquet manifest and dense tables."""
     input:
         annotations=annotation_marker(),
+        clips=clip_lists(),
+        downloads=download_table(),
     output:
         manifest=out("manifest.parquet"),
         audio=out("dense_audio.parquet"),

@@ -1,0 +1,18 @@
+"""The embedded synthetic demo data set: seeded event plans in LLP format, rendered into MP4s.
+
+``plan`` writes the annotation folder (the six LLP CSVs, ``classes.txt``, the true per-modality
+labels of the training videos and ``synth_plan.json``); ``render`` turns the plan into clips.
+See :mod:`avvp.synth.classes` for the event classes and their signatures.
+"""
+
+from __future__ import annotations
+
+from .classes import CATALOGUE, class_names
+from .plan import PLAN_FILE, make_plan, read_plan, write_annotations
+from .render import render_shard, render_video, write_clip
+from .settings import DEFAULTS, PLAN_KEYS, RENDER_KEYS, resolve
+
+__all__ = [
+    "CATALOGUE", "DEFAULTS", "PLAN_FILE", "PLAN_KEYS", "RENDER_KEYS", "class_names", "make_plan",
+    "read_plan", "render_shard", "render_video", "resolve", "write_annotations", "write_clip",
+]
