@@ -45,3 +45,17 @@ def clips_dir():
     if not is_synth() and config["data"].get("clips"):
         return config["data"]["clips"]
     return out("clips")
+
+
+def needs_download():
+    """LLP videos are downloaded (rule download) when neither a clips folder nor official features is set."""
+    return (
+        not is_synth()
+        and not config["data"].get("clips")
+        and not (config.get("features") or {}).get("official")
+    )
+
+
+def download_table():
+    """The table rule download writes (clips/downloads.parquet), or nothing when nothing is downloaded."""
+    return [out("clips/downloads.parquet")] if needs_download() else []

@@ -1,1 +1,75 @@
-# Stage rules: features (filled in by the features stage).
+# Stage rules: features. One store per role (audio: VGGish, frame: 2-D backbone at 8 fps,
+# clip: R(2+1)D), extracted in `features.shards` shards and merged; or, when `features.official`
+# names the official "feats" folder, imported from the official pre-extracted features.
+# Any one shard is its own target, e.g. results/demo/features/shards/frame/2.h5.
+
+
+include: "features_functions.smk"
+
+
+if feature_config("official"):
+
+    rule import_features:
+        """Import the official pre-extracted LLP features (vggish/, res152/, r2plus1d_18/)."""
+        input:
+            manifest=out("manifest.parquet"),
+        output:
+            stores=expand(out("features/{role}.h5"), role=FEATURE_ROLES),
+            failures=expand(
+                out("features/failures/{role}_import.parquet"), role=FEATURE_ROLES
+            ),
+        log:
+            out("logs/features/import.log"),
+        conda:
+            "../../envs/avvp.yaml"
+        params:
+            folder=feature_config("official"),
+            out_dir=out("features"),
+        shell:
+            "avvp import-features --manifest {input.manifest} --folder {params.folder}"
+            " --out-dir {params.out_dir} --no-progress > {log} 2>&1"
+
+else:
+
+    rule extract:
+        """Extract one role's features for one shard of the manifest (resumable)."""
+        input:
+            manifest=out("manifest.parquet"),
+            clips=clip_lists(),
+        output:
+            store=out("features/shards/{role}/{shard}.h5"),
+            failures=out("features/failures/{role}_{shard}.parquet"),
+        log:
+            out("logs/features/extract_{role}_{shard}.log"),
+        wildcard_constraints:
+            role="audio|frame|clip",
+            shard=r"\d+",
+        conda:
+            "../../envs/avvp.yaml"
+        threads: feature_config("threads", 2)
+        params:
+            settings=settings_json("features"),
+            shards=feature_config("shards", 1),
+        shell:
+            "avvp extract --manifest {input.manifest} --role {wildcards.role}"
+            " --settings '{params.settings}' --shard {wildcards.shard} --shards {params.shards}"
+            " --out {output.store} --failures {output.failures} --threads {threads}"
+            " > {log} 2>&1"
+
+    rule merge_features:
+        """Merge the shard stores of one role into features/<role>.h5."""
+        input:
+            feature_shards,
+        output:
+            store=out("features/{role}.h5"),
+        log:
+            out("logs/features/merge_{role}.log"),
+        wildcard_constraints:
+            role="audio|frame|clip",
+        conda:
+            "../../envs/avvp.yaml"
+        shell:
+            "avvp merge-features --out {output.store} {input} > {log} 2>&1"
+
+
+FINAL_TARGETS += expand(out("features/{role}.h5"), role=FEATURE_ROLES)

@@ -1,0 +1,297 @@
+"""The feature store: one HDF5 file per extractor role (and per shard before merging).
+
+Layout (docs/architecture.md): dataset ``video_ids`` (UTF-8 strings, the full LLP file names) and
+dataset ``features`` float32 of shape (N, T, D), one chunk per video; file attributes ``role``,
+``extractor``, ``settings`` (JSON), ``weights`` (identity: sha256 of the file or ``random:<seed>``)
+and ``avvp_version``. A store with no videos has shape (0, 0, D) (or (0, 0, 0)).
+
+Every file is written atomically (a temporary file beside the target, renamed on success), and
+large stores are written and merged one video at a time, so memory stays small.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import InputError
+
+#: The three stores of a data set, and the columns of a failure table (``features/failures/``).
+ROLES = ("audio", "frame", "clip")
+FAILURE_COLUMNS = ("video_id", "stage", "reason")
+REQUIRED_ATTRS = ("role", "extractor", "settings", "weights")
+#: Attributes that must agree between the shards of one store.
+IDENTITY_ATTRS = ("role", "extractor", "settings", "weights")
+_STR = h5py.string_dtype("utf-8")
+
+
+def _attr_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _check_attrs(attrs: Mapping, where) -> dict[str, str]:
+    missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        raise InputError(where, f"feature store attributes lack {', '.join(missing)}")
+    out = {k: _attr_text(v) for k, v in attrs.items()}
+    out["avvp_version"] = out.get("avvp_version", __version__)
+    return out
+
+
+class StoreWriter:
+    """Writes one store video by video into an open HDF5 file (use :func:`store_writer`)."""
+
+    def __init__(self, h5: h5py.File, n: int, t: int, d: int, where):
+        self._where = where
+        self.shape = (n, t, d)
+        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR)
+        chunks = (1, t, d) if n and t and d else None
+        self._features = h5.create_dataset("features", shape=(n, t, d), dtype=np.float32,
+                                           chunks=chunks)
+        self._filled = np.zeros(n, dtype=bool)
+        self._seen: set[str] = set()
+
+    def write(self, index: int, video_id: str, feature: np.ndarray) -> None:
+        """Store ``feature`` (T, D) of ``video_id`` at row ``index``."""
+        feature = np.asarray(feature)
+        if feature.shape != self.shape[1:]:
+            raise InputError(self._where, f"video {video_id}: feature shape {feature.shape}, "
+                             f"expected {self.shape[1:]}")
+        if video_id in self._seen:
+            raise InputError(self._where, f"video {video_id} appears twice")
+        self._seen.add(video_id)
+        self._ids[index] = video_id
+        self._features[index] = feature.astype(np.float32, copy=False)
+        self._filled[index] = True
+
+    def check_complete(self) -> None:
+        if not self._filled.all():
+            raise InputError(self._where, f"{int((~self._filled).sum())} rows were never written")
+
+
+@contextmanager
+def store_writer(path: str | Path, n: int, t: int, d: int, attrs: Mapping) -> Iterator[StoreWriter]:
+    """Open a store for writing ``n`` videos of shape (t, d); it appears under ``path`` only
+    when the ``with`` block finishes without error and every row was written."""
+    attrs = _check_attrs(attrs, path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs.update(attrs)
+            writer = StoreWriter(h5, n, t, d, path)
+            yield writer
+            writer.check_complete()
+
+
+def write_store(path: str | Path, video_ids: Sequence[str], features, attrs: Mapping) -> None:
+    """Write a whole store atomically.
+
+    Args:
+        path: the .h5 file.
+        video_ids: N full LLP file names (unique).
+        features: (N, T, D) array (cast to float32), or a sequence of N (T, D) arrays; an empty
+            store keeps the (0, T, D) shape of an empty array.
+        attrs: at least ``role``, ``extractor``, ``settings`` (JSON text or a mapping),
+            ``weights``; ``avvp_version`` is added.
+    """
+    video_ids = [str(v) for v in video_ids]
+    if len(video_ids) != len(features):
+        raise InputError(path, f"{len(video_ids)} video ids but {len(features)} feature arrays")
+    if isinstance(features, np.ndarray):
+        if features.ndim != 3:
+            raise InputError(path, f"features must be (N, T, D), got shape {features.shape}")
+        t, d = features.shape[1:]
+    elif len(features):
+        first = np.asarray(features[0])
+        if first.ndim != 2:
+            raise InputError(path, f"each video's features must be (T, D), got {first.shape}")
+        t, d = first.shape
+    else:
+        t, d = 0, 0
+    with store_writer(path, len(video_ids), t, d, attrs) as writer:
+        for i, (vid, feat) in enumerate(zip(video_ids, features)):
+            writer.write(i, vid, feat)
+
+
+def _open(path: str | Path) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "feature store not found")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"not a readable HDF5 feature store ({exc})") from exc
+    if "video_ids" not in h5 or "features" not in h5:
+        h5.close()
+        raise InputError(path, "not a feature store (no 'video_ids' / 'features' datasets)")
+    return h5
+
+
+def read_attrs(path: str | Path) -> dict[str, str]:
+    """The attributes of a store (``settings`` as JSON text)."""
+    with _open(path) as h5:
+        return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """The video ids of a store, in file order."""
+    with _open(path) as h5:
+        return list(h5["video_ids"].asstr()[...])
+
+
+def read_store(path: str | Path, video_ids: Iterable[str] | None = None
+               ) -> tuple[list[str], np.ndarray, dict[str, str]]:
+    """Read a store, or the rows of ``video_ids`` in the order given.
+
+    Returns:
+        (ids, features (N, T, D) float32, attrs).
+
+    Raises:
+        InputError: the file is missing or unreadable, or lacks some of ``video_ids`` (the
+            message names the file, how many are missing and the first of them).
+    """
+    with _open(path) as h5:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+        ids = list(h5["video_ids"].asstr()[...])
+        data = h5["features"]
+        if video_ids is None:
+            return ids, data[...].astype(np.float32, copy=False), attrs
+        wanted = [str(v) for v in video_ids]
+        row = {v: i for i, v in enumerate(ids)}
+        missing = [v for v in wanted if v not in row]
+        if missing:
+            shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+            raise InputError(path, f"{len(missing)} of {len(wanted)} requested videos have no "
+                             f"features: {shown}")
+        rows = np.array([row[v] for v in wanted], dtype=np.int64)
+        return wanted, _read_rows(data, rows), attrs
+
+
+def _read_rows(data: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``data[rows]`` as float32: one slice read when the rows are close together, else per row."""
+    out = np.empty((len(rows),) + data.shape[1:], dtype=np.float32)
+    if not len(rows):
+        return out
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    if hi - lo <= 2 * len(rows):
+        out[...] = data[lo:hi][rows - lo]
+    else:
+        for i, r in enumerate(rows):
+            out[i] = data[int(r)]
+    return out
+
+
+def merge_stores(paths: Sequence[str | Path], out: str | Path) -> int:
+    """Merge shard stores (in the order given) into one store, atomically, video by video.
+
+    The shards must agree on role, extractor, settings and weights, and on (T, D) where they hold
+    videos; a video id must not appear twice. Returns the number of videos merged.
+    """
+    if not paths:
+        raise InputError(out, "no shard stores to merge")
+    attrs0 = read_attrs(paths[0])
+    total, shape = 0, None
+    seen: dict[str, Path] = {}
+    for p in paths:
+        attrs = read_attrs(p)
+        for key in IDENTITY_ATTRS:
+            if attrs.get(key) != attrs0.get(key):
+                raise InputError(p, f"attribute '{key}' differs from {paths[0]}: "
+                                 f"{attrs.get(key)!r} vs {attrs0.get(key)!r}")
+        with _open(p) as h5:
+            n, t, d = h5["features"].shape
+            for vid in h5["video_ids"].asstr()[...]:
+                if vid in seen:
+                    raise InputError(p, f"video {vid} is also in {seen[vid]}")
+                seen[vid] = Path(p)
+        if n:
+            if shape is not None and (t, d) != shape:
+                raise InputError(p, f"features have shape (T, D) = {(t, d)}, other shards {shape}")
+            shape = (t, d)
+        elif shape is None and d:
+            shape = (0, d)
+        total += n
+    t, d = shape if shape is not None else (0, 0)
+    if total == 0:
+        t = 0
+    merged_attrs = {k: v for k, v in attrs0.items() if k != "avvp_version"}
+    with store_writer(out, total, t, d, merged_attrs) as writer:
+        row = 0
+        for p in paths:
+            with _open(p) as h5:
+                ids = h5["video_ids"].asstr()[...]
+                feats = h5["features"]
+                for i, vid in enumerate(ids):
+                    writer.write(row, vid, feats[i])
+                    row += 1
+    return total
+
+
+class PartialFile:
+    """Per-video results of an unfinished shard, appended every few videos (resume support).
+
+    The file lives beside the shard output (``<shard>.partial.h5``); its attributes record what
+    produced it, so a restart with other settings or weights starts afresh. Each video is one
+    dataset under ``videos/``, marked complete only after its data are written.
+    """
+
+    def __init__(self, path: str | Path, attrs: Mapping):
+        self.path = Path(path)
+        self.attrs = {k: _attr_text(v) for k, v in attrs.items()}
+
+    def done(self) -> list[str]:
+        """Ids already stored by an earlier run with the same attributes (others: file removed)."""
+        if not self.path.exists():
+            return []
+        try:
+            with h5py.File(self.path, "r") as h5:
+                stored = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+                if any(stored.get(k) != v for k, v in self.attrs.items()):
+                    reason = "it was made with other settings or weights"
+                    ids = None
+                else:
+                    group = h5.get("videos")
+                    ids = [] if group is None else [k for k, d in group.items() if d.attrs.get("complete")]
+        except OSError as exc:
+            reason, ids = f"it cannot be read ({exc})", None
+        if ids is None:
+            import logging
+
+            logging.getLogger(__name__).warning("discarding %s: %s", self.path, reason)
+            self.remove()
+            return []
+        return ids
+
+    def append(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        """Add finished videos ``(video_id, (T, D) array)`` and flush them to disk."""
+        if not items:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(self.path, "a") as h5:
+            if not h5.attrs:
+                h5.attrs.update(self.attrs)
+            group = h5.require_group("videos")
+            for vid, feature in items:
+                if vid in group:
+                    del group[vid]
+                dset = group.create_dataset(vid, data=np.asarray(feature, dtype=np.float32))
+                h5.flush()
+                dset.attrs["complete"] = 1
+            h5.flush()
+
+    @contextmanager
+    def reader(self) -> Iterator[h5py.Group]:
+        """The open ``videos`` group (dataset per video id)."""
+        with h5py.File(self.path, "r") as h5:
+            yield h5["videos"]
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
