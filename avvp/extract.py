@@ -7,8 +7,9 @@ in inference mode, on CUDA when present (``device: auto``). Finished videos are 
 ``<shard>.partial.h5`` every ``checkpoint_every`` videos (and when the run stops on an error), so an
 interrupted shard resumes where it stopped. The shard store and the failure table (``video_id``,
 ``stage``, ``reason``) are written atomically at the end; a clip that cannot be decoded becomes a
-failure row and the shard goes on with the others. Clips are already cut to their window: the
-decoded window is ``[0, end - start)``.
+failure row and the shard goes on with the others. A clip already cut to its window (the demo's,
+the official download's) is decoded over ``[0, end - start)``; a full source video listed in its
+folder's ``downloads.parquet`` (``avvp download``) over ``[start, end)``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from .atomic import write_parquet
 from .device import resolve_device
+from .download import clip_window
 from .errors import ConfigError, InputError
 from .extractors import create_extractor
 from .feature_store import FAILURE_COLUMNS, ROLES, PartialFile, store_writer
@@ -212,16 +214,17 @@ def extract_shard(manifest: pd.DataFrame, role: str, settings: Mapping, shard: i
         if row.path is None or pd.isna(row.path) or str(row.path) == "":
             failures.append((row.video_id, "clip", "no clip"))
         else:
-            todo.append((row.video_id, str(row.path), float(row.end) - float(row.start)))
+            start, end = clip_window(row.path, row.start, row.end)
+            todo.append((row.video_id, str(row.path), start, end - start))
     if done:
         log.info("%s shard %d: resuming, %d of %d videos already done", role, shard, len(done), len(rows))
 
-    def load(item: tuple[str, str, float]) -> torch.Tensor:
-        _, path, duration = item
+    def load(item: tuple[str, str, float, float]) -> torch.Tensor:
+        _, path, start, duration = item
         need = extractor.units(duration)
         if need <= 0:
             raise InputError(path, f"window of {duration:g} s holds no whole second")
-        units = extractor.load(path, duration)
+        units = extractor.load(path, duration, start)
         if len(units) != need:
             raise InputError(path, f"decoded {len(units)} model inputs, expected {need}")
         return units

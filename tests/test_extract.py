@@ -266,3 +266,35 @@ def test_process_loader_matches_thread_loader(tmp_path, clips):
     assert runs["process"][0]["video_id"].tolist() == [_vid("zero")]
     assert runs["thread"][1][0] == runs["process"][1][0] == [_vid("good0"), _vid("good1")]
     np.testing.assert_allclose(runs["thread"][1][1], runs["process"][1][1], rtol=1e-5, atol=1e-6)
+
+
+def test_full_source_video_is_cut_at_decode_time(tmp_path):
+    """A downloaded full source video is decoded over its LLP window, not from 0."""
+    import av
+    import numpy as np
+    import pandas as pd
+
+    from avvp.download import clip_window, clip_table
+
+    # 4 s of video: seconds 0-1 black, 2-3 white; the LLP window is [2, 4).
+    path = tmp_path / "Abcdefghijk.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(32):
+            img = np.full((32, 32, 3), 0 if i < 16 else 255, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    pd.DataFrame([{"video_id": "Abcdefghijk_2_4", "youtube_id": "Abcdefghijk", "file": path.name,
+                   "start": 2.0, "end": 4.0, "window": "source"}]).to_parquet(tmp_path / "downloads.parquet")
+    clip_table.cache_clear()
+    assert clip_window(path, 2, 4) == (2.0, 4.0)
+    assert clip_window(tmp_path / "other.mp4", 2, 4) == (0.0, 2.0)
+    from avvp.extractors.frame2d import decode_units
+
+    frames = decode_units(path, 2.0, 16, start=2.0)
+    assert frames.shape[0] == 16 and float(frames.float().mean()) > 200
+    early = decode_units(path, 2.0, 16, start=0.0)
+    assert float(early.float().mean()) < 50

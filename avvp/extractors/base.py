@@ -83,8 +83,11 @@ class Extractor(ABC):
         (state-dict prefixes of a classifier that weight files may hold and that is not used)."""
 
     @abstractmethod
-    def load(self, path: str | Path, duration: float) -> torch.Tensor:
-        """Decode ``[0, duration)`` of one clip into CPU model units (first axis: units).
+    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
+        """Decode ``[start, start + duration)`` of one clip into CPU model units (first axis: units).
+
+        ``start`` is 0 for clips already cut to their window (the demo's, the official download's)
+        and the window start for full source videos (``avvp download``).
 
         Raises:
             avvp.errors.InputError: (incl. DecodeError) the clip cannot be used; the runner

@@ -140,19 +140,19 @@ class Frame2DExtractor(Extractor):
         self.head_prefixes = tuple(f"{h}." for h in ((head,) if isinstance(head, str) else head))
         return model
 
-    def load(self, path: str | Path, duration: float) -> torch.Tensor:
-        frames = decode_units(path, duration, self.units(duration))
+    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
+        frames = decode_units(path, duration, self.units(duration), start)
         return crop_frames(frames, self.settings["size"], self.settings["crop"])
 
     def prepare(self, units: torch.Tensor) -> torch.Tensor:
         return (units.float().div_(255.0) - self._mean) / self._std
 
 
-def decode_units(path: str | Path, duration: float, n_frames: int) -> torch.Tensor:
-    """``n_frames`` frames (N, H, W, 3) uint8 sampled from ``[0, duration)`` at 8 fps."""
+def decode_units(path: str | Path, duration: float, n_frames: int, start: float = 0.0) -> torch.Tensor:
+    """``n_frames`` frames (N, H, W, 3) uint8 sampled from ``[start, start + duration)`` at 8 fps."""
     from ..decoding import decode_frames
 
     if n_frames <= 0:
         raise InputError(path, f"window of {duration:g} s holds no whole second")
-    frames = decode_frames(path, 0.0, duration, fps=float(FPS), n_frames=n_frames)
+    frames = decode_frames(path, start, start + duration, fps=float(FPS), n_frames=n_frames)
     return torch.from_numpy(frames.frames)

@@ -61,8 +61,8 @@ class R2Plus1DExtractor(Extractor):
         self.dim, self.head_prefixes = strip_classifier(model, self.settings["backbone"])
         return model
 
-    def load(self, path: str | Path, duration: float) -> torch.Tensor:
-        frames = decode_units(path, duration, self.units(duration) * FPS)
+    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
+        frames = decode_units(path, duration, self.units(duration) * FPS, start)
         return squash_clips(frames, self.settings["size"])
 
     def prepare(self, units: torch.Tensor) -> torch.Tensor:

@@ -169,10 +169,10 @@ class VGGishExtractor(Extractor):
         self.dim = 128
         return VGGish()
 
-    def load(self, path: str | Path, duration: float) -> torch.Tensor:
+    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
         from ..decoding import decode_audio
 
-        audio = decode_audio(path, 0.0, duration, sample_rate=SAMPLE_RATE, missing=self.missing_audio)
+        audio = decode_audio(path, start, start + duration, sample_rate=SAMPLE_RATE, missing=self.missing_audio)
         units = examples(audio.samples)
         need = self.units(duration)
         if len(units) < need:
