@@ -251,7 +251,7 @@ def extract_shard(manifest: pd.DataFrame, role: str, settings: Mapping, shard: i
     loaded = prefetch(load, todo, settings["workers"], settings["prefetch"], settings["loader"],
                       pin_memory=extractor.device.type == "cuda")
     try:
-        for (video_id, _, _), units, reason in loaded:
+        for (video_id, *_), units, reason in loaded:
             if units is None:
                 log.warning("%s: %s: %s", role, video_id, reason)
                 failures.append((video_id, "decode", reason))
