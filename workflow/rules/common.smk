@@ -1,6 +1,7 @@
 # Helpers shared by the rules: paths, settings and the list of final targets.
 
 import json
+import os
 
 
 RESULTS = f"{config.get('results', 'results')}/{config['dataset']}"
@@ -59,3 +60,23 @@ def needs_download():
 def download_table():
     """The table rule download writes (clips/downloads.parquet), or nothing when nothing is downloaded."""
     return [out("clips/downloads.parquet")] if needs_download() else []
+
+
+def parent_of_train_output(wildcards, output):
+    """The annotation folder a fetch writes into (params function)."""
+    return os.path.dirname(output.train)
+
+
+def parent_of_annotations_input(wildcards, input):
+    """The annotation folder the manifest reads (params function)."""
+    return os.path.dirname(input.annotations)
+
+
+def parent_of_manifest_output(wildcards, output):
+    """The data set's results folder (params function)."""
+    return os.path.dirname(output.manifest)
+
+
+def clips_param(wildcards):
+    """The clip folder, as a params function."""
+    return clips_dir()

@@ -9,9 +9,11 @@ if not is_synth():
             train=out("annotations/AVVP_train.csv"),
         params:
             url=config["data"].get("annotations_url", ""),
-            folder=out("annotations"),
+            folder=parent_of_train_output,
         log:
             out("logs/fetch_annotations.log"),
+        conda:
+            "../../envs/avvp.yaml"
         shell:
             "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
 
@@ -29,11 +31,14 @@ rule manifest:
         train_audio=out("dense_train_audio.parquet"),
         train_visual=out("dense_train_visual.parquet"),
     params:
-        folder=annotation_dir(),
+        folder=parent_of_annotations_input,
+        outdir=parent_of_manifest_output,
         version=config["data"].get("annotation_version", "current"),
-        clips=clips_dir(),
+        clips=clips_param,
     log:
         out("logs/manifest.log"),
+    conda:
+        "../../envs/avvp.yaml"
     shell:
-        "avvp manifest {params.folder} --out {RESULTS} --version {params.version}"
+        "avvp manifest {params.folder} --out {params.outdir} --version {params.version}"
         " --clips {params.clips} > {log} 2>&1"
