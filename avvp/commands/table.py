@@ -1,0 +1,35 @@
+"""``avvp table``: one of the paper's tables, mean ± std over seeds, from the evaluation results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..experiments import TABLE_DEFAULTS, TABLES
+from ..settings import merge_settings, parse_settings
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "table", help="build one of the paper's tables (mean ± std over seeds): Markdown, CSV, picture",
+        description="Reads <results>/eval/<variant>/seed<k>/<split>/metrics.json for every row "
+                    "variant of the table and every seed. Tables: table1 (HAN vs MA), table2 "
+                    "(baseline, +C, +R, +C+R), table3 (refine audio / visual / both), table4 (tau).")
+    p.add_argument("table", choices=TABLES, help="which table")
+    p.add_argument("--results", required=True, help="the data set's results folder")
+    p.add_argument("--settings", default=None,
+                   help='inline JSON or a file: {"seeds": [...], "taus": [...], "tau": default tau, "split": "test"}')
+    p.add_argument("--out", default=None, help="the Markdown file (default: <results>/tables/<table>.md); "
+                                               ".csv and .png are written beside it")
+    p.add_argument("--decimals", type=int, default=1, help="decimals in the Markdown (default: 1)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..aggregate import write_table
+
+    settings = merge_settings(TABLE_DEFAULTS, parse_settings(args.settings), "table")
+    md = Path(args.out) if args.out else Path(args.results) / "tables" / f"{args.table}.md"
+    write_table(args.table, args.results, settings, md, md.with_suffix(".csv"), md.with_suffix(".png"),
+                args.decimals)
+    print(md.read_text(), end="")
+    return 0

@@ -1,0 +1,150 @@
+"""The experiment-variant registry, the paper's tables (mean ± std over seeds) and `avvp table`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avvp import aggregate
+from avvp import experiments as E
+from avvp.cli import main
+from avvp.errors import ConfigError, InputError
+from avvp.metrics import METRICS
+
+CONFIG = {
+    "train": {"seeds": [1, 2, 3], "contrastive": {"tau": 0.2}},
+    "refine": {"seed": 2, "partners": 1, "modalities": "both"},
+    "experiments": {"table1": False, "table2": True, "table3": False, "table4": True,
+                    "taus": [0.1, 0.2, 0.4]},
+}
+
+
+def test_registry_variants():
+    assert not E.get_variant("baseline").contrastive and E.get_variant("baseline").labels_from is None
+    assert E.get_variant("baseline_c").contrastive and E.get_variant("baseline_c").tau is None
+    r = E.get_variant("baseline_r")
+    assert not r.contrastive and r.labels_from == "baseline_r" and r.base == "baseline"
+    ma = E.get_variant("ma")
+    assert ma.contrastive and ma.labels_from == "ma" and ma.base == "baseline_c"
+    assert E.get_variant("ma_audio").refine == {"modalities": "audio"}
+    assert E.get_variant("ma_visual").refine == {"modalities": "visual"}
+    t = E.get_variant("ma_tau0.1")
+    assert t.tau == 0.1 and t.contrastive and t.base == "baseline_c_tau0.1" and t.labels_from == "ma_tau0.1"
+    b = E.get_variant(t.base)
+    assert b.tau == 0.1 and b.contrastive and b.labels_from is None
+    with pytest.raises(ConfigError, match="unknown experiment variant 'han'"):
+        E.get_variant("han")
+
+
+def test_paths_and_refine_settings():
+    assert E.labels_target("ma", 2) == "refine/ma/seed2/labels.parquet"
+    assert E.labels_target("baseline_c", 2) is None
+    assert E.base_model_target("baseline_r", 3) == "models/baseline/seed3/model.pt"
+    assert E.base_model_target("ma_tau0.3", 1) == "models/baseline_c_tau0.3/seed1/model.pt"
+    assert E.refine_settings("ma_visual", CONFIG["refine"])["modalities"] == "visual"
+    assert E.refine_settings("ma", CONFIG["refine"]) == CONFIG["refine"]
+    with pytest.raises(ConfigError):
+        E.refine_settings("baseline", CONFIG["refine"])
+    with pytest.raises(ConfigError):
+        E.base_model_target("baseline_c", 1)
+
+
+def test_table_definitions_and_targets():
+    s = E.table_settings(CONFIG)
+    assert [r.variant for r in E.table_rows("table2", s)] == ["baseline", "baseline_c", "baseline_r", "ma"]
+    assert [r.variant for r in E.table_rows("table3", s)] == ["ma_audio", "ma_visual", "ma"]
+    # the default tau reuses "ma"
+    assert [r.variant for r in E.table_rows("table4", s)] == ["ma_tau0.1", "ma", "ma_tau0.4"]
+    assert E.enabled_tables(CONFIG) == ["table2", "table4"]
+    assert E.table_targets(CONFIG) == [f"tables/{t}.{x}" for t in ("table2", "table4") for x in ("md", "csv", "png")]
+    inputs = E.table_inputs("table2", s)
+    assert len(inputs) == 12 and "eval/baseline_r/seed3/test/metrics.json" in inputs
+    assert E.table_variants(CONFIG) == ["baseline", "baseline_c", "baseline_r", "ma", "ma_tau0.1", "ma_tau0.4"]
+    with pytest.raises(ConfigError):
+        E.table_rows("table9", s)
+
+
+def _write_metrics(root, variant, seed, base):
+    overall = {m: base + 0.01 * seed + 0.001 * i for i, m in enumerate(METRICS)}
+    path = root / E.metrics_path(variant, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": {}, "overall": overall}))
+    return overall
+
+
+def test_aggregate_mean_and_std(tmp_path):
+    s = E.table_settings(CONFIG)
+    truth = {}
+    for k, variant in enumerate(["baseline", "baseline_c", "baseline_r", "ma"]):
+        truth[variant] = [_write_metrics(tmp_path, variant, seed, 0.3 + 0.1 * k) for seed in (1, 2, 3)]
+    long, summary = aggregate.build("table2", tmp_path, s)
+    assert len(long) == 12
+    assert list(summary.index) == ["HAN (baseline)", "+C", "+R", "+C+R (MA)"]
+    for variant, runs in truth.items():
+        row = summary[summary["variant"] == variant].iloc[0]
+        for m in ("segment_visual", "event_type"):
+            vals = np.array([r[m] for r in runs]) * 100
+            assert row[f"{m}_mean"] == pytest.approx(vals.mean())
+            assert row[f"{m}_std"] == pytest.approx(vals.std(ddof=1))
+    md = aggregate.to_markdown(summary, "t")
+    mean = np.mean([r["segment_av"] for r in truth["ma"]]) * 100
+    assert f"{mean:.1f} ± 1.0" in md.splitlines()[-1]
+
+
+def test_missing_or_bad_metrics_are_named(tmp_path):
+    s = {**E.table_settings(CONFIG), "seeds": [1]}
+    with pytest.raises(InputError, match="metrics.json"):
+        aggregate.build("table1", tmp_path, s)
+    path = tmp_path / E.metrics_path("baseline", 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"overall": {"segment_audio": 0.5}}))
+    with pytest.raises(InputError, match="lacks"):
+        aggregate.read_overall(path)
+
+
+def test_avvp_table_command(tmp_path, capsys):
+    for variant in ("baseline", "ma"):
+        for seed in (1, 2):
+            _write_metrics(tmp_path, variant, seed, 0.5 if variant == "ma" else 0.4)
+    settings = json.dumps({"seeds": [1, 2], "taus": [0.2], "tau": 0.2, "split": "test"})
+    assert main(["table", "table1", "--results", str(tmp_path), "--settings", settings]) == 0
+    md = (tmp_path / "tables" / "table1.md").read_text()
+    assert "| HAN |" in md and "| MA |" in md and "±" in md
+    csv = pd.read_csv(tmp_path / "tables" / "table1.csv")
+    assert list(csv["label"]) == ["HAN", "MA"] and (csv["n_seeds"] == 2).all()
+    assert csv.loc[1, "segment_audio_mean"] > csv.loc[0, "segment_audio_mean"]
+    assert (tmp_path / "tables" / "table1.png").stat().st_size > 1000
+    assert "MA" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_workflow_dry_run_wires_refine_train_and_tables(tmp_path):
+    """`snakemake -n` plans Table 4 through the registry: base model, refine, retrain with τ."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake is not installed")
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    config["train"]["seeds"] = [1, 2]
+    config["experiments"].update({"table1": False, "table2": False, "table4": True, "taus": [0.1, 0.2]})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        ["snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+         "config.yaml", "--workflow-profile", "none", "-n", "-p"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    log = proc.stdout
+    res = f"{config.get('results', 'results')}/{config['dataset']}"
+    assert f"avvp refine --model {res}/models/baseline_c_tau0.1/seed2/model.pt" in log
+    assert f"--out {res}/refine/ma_tau0.1/seed2/labels.parquet --run-seed 2" in log
+    assert f"avvp refine --model {res}/models/baseline_c/seed1/model.pt" in log  # tau 0.2 = "ma"
+    assert f"--labels {res}/refine/ma_tau0.1/seed1/labels.parquet" in log
+    assert f"avvp table table4 --results {res}" in log
+    assert f"{res}/eval/ma_tau0.1/seed2/test/metrics.json" in log
