@@ -267,3 +267,21 @@ def test_extractors_on_real_clip(sample_clip):
     assert units.shape == (80, 3, 32, 32)
     clip = create_extractor({"extractor": "r2plus1d_18", "size": 16}, role="clip")
     assert clip.load(sample_clip, 10.0).shape == (10, 3, 8, 16, 16)
+
+
+def test_random_vggish_embeddings_keep_their_scale():
+    """With weights: none, VGGish's He init gives embeddings that vary between inputs (issue 6:
+    PyTorch's default init made them near-constant, std ~0.006, so nothing downstream could learn)."""
+    import numpy as np
+    import torch
+
+    from avvp.extractors.vggish import VGGish
+
+    torch.manual_seed(0)
+    net = VGGish().eval()
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(-2.0, 2.0, size=(8, 1, 96, 64)).astype(np.float32))
+    with torch.inference_mode():
+        out = net(x).numpy()
+    assert out.std() > 0.1
+    assert out.std(axis=0).mean() > 0.05  # differs between inputs, not just a constant vector

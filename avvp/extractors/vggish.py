@@ -103,6 +103,20 @@ class VGGish(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(inplace=True),
             nn.Linear(4096, 128), nn.ReLU(inplace=True),
         )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He (Kaiming) initialisation, fan-in, for every layer; zero biases.
+
+        Only matters for ``weights: none`` (loaded weights replace it). PyTorch's default layer
+        init shrinks activations layer by layer in this deep ReLU stack without normalisation: a
+        randomly initialised VGGish then gives near-constant embeddings (std ~0.006, ~1e-4 between
+        videos) that no model downstream can learn from. He init keeps the scale of the input.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 96, 64) log-mel examples → (B, 128) embeddings."""
