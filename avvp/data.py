@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import parquet
 from .annotations import Annotations
 from .classes import CLASSES_FILE, LLP_CLASSES, load_classes
 from .errors import InputError
@@ -149,16 +150,7 @@ def check_dims(features: Features, expected: dict[str, int], features_dir: str |
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """Read ``manifest.parquet`` and check the columns training needs."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "manifest not found")
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise InputError(path, f"not a Parquet file: {exc}") from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    table = parquet.read_table(path, MANIFEST_COLUMNS, "manifest")
     table["labels"] = [list(v) if v is not None else [] for v in table["labels"]]
     return table
 

@@ -42,6 +42,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import parquet
 from .errors import ConfigError, InputError
 from .settings import merge_settings, require_range
 
@@ -385,15 +386,7 @@ def write_table(path: str | Path, result: RefineResult, meta: Mapping[str, Any] 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a refined-labels table; checks the columns training needs and their values."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "refined-labels file not found")
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise InputError(path, f"not a Parquet file: {exc}") from None
-    missing = [c for c in LABEL_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}; has {list(table.columns)}")
+    table = parquet.read_table(path, LABEL_COLUMNS, "refined-labels file")
     for col in ("audio", "visual") + (("global",) if "global" in table.columns else ()):
         bad = ~table[col].isin([0, 1])
         if bad.any():
