@@ -30,6 +30,10 @@ class HANConfig:
         nhead: attention heads (1 official).
         dim_feedforward: hidden width of the HAN feed-forward block (512 official).
         dropout: dropout of the HAN layer (attention weights, residual branches, feed-forward).
+        standardize: standardise each input feature dimension with statistics stored in the model
+            (buffers set by :meth:`HAN.set_input_stats` from the training features). Not in the
+            official model (False); for features whose scale is far from the official ones, such
+            as those of randomly initialised extractors.
     """
 
     audio_dim: int = 128
@@ -40,11 +44,15 @@ class HANConfig:
     nhead: int = 1
     dim_feedforward: int = 512
     dropout: float = 0.1
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "dropout":
+            if f.name == "standardize":
+                if not isinstance(value, bool):
+                    raise ValueError(f"model standardize = {value!r} must be true or false")
+            elif f.name == "dropout":
                 if not 0.0 <= float(value) < 1.0:
                     raise ValueError(f"model dropout = {value!r} must be in [0, 1)")
             elif int(value) < 1:
@@ -111,16 +119,18 @@ class HAN(nn.Module):
     """HAN with attentive multimodal MIL pooling (official.md §c).
 
     Args:
-        audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead, dim_feedforward, dropout:
-            see :class:`HANConfig`.
+        audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead, dim_feedforward, dropout,
+            standardize: see :class:`HANConfig`.
     """
+
+    ROLES = ("audio", "frame", "clip")
 
     def __init__(self, audio_dim: int = 128, frame_dim: int = 2048, clip_dim: int = 512,
                  n_classes: int = 25, d_model: int = 512, nhead: int = 1,
-                 dim_feedforward: int = 512, dropout: float = 0.1):
+                 dim_feedforward: int = 512, dropout: float = 0.1, standardize: bool = False):
         super().__init__()
         self.config = HANConfig(audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead,
-                                dim_feedforward, dropout)
+                                dim_feedforward, dropout, standardize)
         # Construction order as in the official model (it decides the default initialisation).
         self.fc_prob = nn.Linear(d_model, n_classes)
         self.fc_frame_att = nn.Linear(d_model, n_classes)
@@ -130,6 +140,30 @@ class HAN(nn.Module):
         self.fc_st = nn.Linear(clip_dim, d_model)
         self.fc_fusion = nn.Linear(2 * d_model, d_model)
         self.han = HANLayer(d_model, nhead, dim_feedforward, dropout)
+        if standardize:  # buffers, not parameters: the parameter count stays the official one
+            for role, dim in zip(self.ROLES, (audio_dim, frame_dim, clip_dim)):
+                self.register_buffer(f"{role}_mean", torch.zeros(dim))
+                self.register_buffer(f"{role}_std", torch.ones(dim))
+
+    @torch.no_grad()
+    def set_input_stats(self, **features: torch.Tensor) -> None:
+        """Set the standardisation buffers from training features, e.g. ``audio=(N, T, D)``.
+
+        Frame features may be the pooled (N, T, D) or the per-frame rows: standardisation is
+        per dimension, so it commutes with the mean over the 8 frames of a segment.
+        """
+        if not self.config.standardize:
+            raise ValueError("this model was built with standardize = False")
+        for role, x in features.items():
+            flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
+            mean, std = flat.mean(dim=0), flat.std(dim=0, unbiased=False)
+            getattr(self, f"{role}_mean").copy_(mean.float())
+            getattr(self, f"{role}_std").copy_(std.clamp_min(1e-6).float())
+
+    def _standardize(self, role: str, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.standardize:
+            return x
+        return (x - getattr(self, f"{role}_mean")) / getattr(self, f"{role}_std")
 
     @classmethod
     def from_config(cls, config: HANConfig | dict) -> "HAN":
@@ -155,6 +189,7 @@ class HAN(nn.Module):
             raise ValueError(f"clip features have shape {tuple(clip.shape)}, expected ({b}, {t}, D)")
         if frame.shape[0] != b or frame.shape[1] % t:
             raise ValueError(f"frame features have shape {tuple(frame.shape)}, expected ({b}, k*{t}, D)")
+        audio, frame, clip = (self._standardize(r, x) for r, x in zip(self.ROLES, (audio, frame, clip)))
         x_a = self.fc_a(audio)
         v = self.fc_v(frame)
         if v.shape[1] != t:

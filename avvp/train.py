@@ -47,7 +47,8 @@ from .settings import merge_settings
 
 log = logging.getLogger(__name__)
 
-MODEL_DEFAULTS: dict[str, Any] = {"d_model": 512, "nhead": 1, "dim_feedforward": 512, "dropout": 0.1}
+MODEL_DEFAULTS: dict[str, Any] = {"d_model": 512, "nhead": 1, "dim_feedforward": 512, "dropout": 0.1,
+                                  "standardize": False}
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 12,               # 40 for the HAN recipe, 12 for MA
     "batch_size": 16,
@@ -233,7 +234,11 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     ckpt_path = out.parent / CHECKPOINT
     seed_everything(seed)
     device = resolve_device(t["device"])
-    model = build_model(s, train.features.dims(), len(classes)).to(device)
+    model = build_model(s, train.features.dims(), len(classes))
+    if model.config.standardize:
+        f = train.features
+        model.set_input_stats(audio=f.audio, frame=f.frame, clip=f.clip)
+    model = model.to(device)
     optimizer = make_optimizer(model, t["lr"])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["step_size"], gamma=t["gamma"])
     fingerprint = _fingerprint(s, seed, train, targets, val)

@@ -219,3 +219,30 @@ def test_own_model_file_round_trip(tmp_path):
     with pytest.raises(ValueError, match="2 class names"):
         save_model(path, model, ["a", "b"])
     assert np.isfinite(loaded(*x).global_prob.detach().numpy()).all()
+
+
+def test_standardize_buffers_normalise_inputs_and_keep_the_parameter_count():
+    import torch
+
+    from avvp.model import HAN, count_parameters
+
+    torch.manual_seed(0)
+    plain = HAN()
+    std_model = HAN(standardize=True)
+    assert count_parameters(std_model) == count_parameters(plain) == 4_569_675
+    audio = torch.randn(6, 10, 128) * 0.01 + 3.0
+    frame = torch.randn(6, 10, 2048) * 5.0
+    clip = torch.randn(6, 10, 512) * 0.001 - 1.0
+    std_model.set_input_stats(audio=audio, frame=frame, clip=clip)
+    normed = std_model._standardize("audio", audio).reshape(-1, 128)
+    assert torch.allclose(normed.mean(0), torch.zeros(128), atol=1e-3)
+    assert torch.allclose(normed.std(0, unbiased=False), torch.ones(128), atol=1e-3)
+    # A model without standardisation fed standardised inputs gives the same outputs.
+    plain.load_state_dict({k: v for k, v in std_model.state_dict().items() if "_mean" not in k and "_std" not in k})
+    plain.eval(), std_model.eval()
+    with torch.no_grad():
+        ours = std_model(audio, frame, clip).global_prob
+        ref = plain(*(std_model._standardize(r, x) for r, x in zip(HAN.ROLES, (audio, frame, clip)))).global_prob
+    assert torch.allclose(ours, ref, atol=1e-6)
+    with pytest.raises(ValueError):
+        plain.set_input_stats(audio=audio)
