@@ -31,3 +31,15 @@ def llp_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def sample_clip(shared_dir: Path) -> Path:
     return shared_dir / "llp" / "sample" / "BjCEufrlXm4.mp4"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one torch thread (and leave the other core to other jobs);
+    the setting is restored for the next test module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -73,13 +73,7 @@ def _write_dataset(root: Path, n_train=24, n_val=6, n_test=6, seed=0) -> dict:
             "labels": labels, "n_train": n_train, "frame": frame}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads; restore the setting for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
