@@ -36,6 +36,8 @@ TRAIN_TRUTH_FILES = {"audio": "AVVP_train_audio.csv", "visual": "AVVP_train_visu
 FULL_FILE = "AVVP_dataset_full.csv"
 WEAK_COLUMNS = ("filename", "event_labels")
 DENSE_COLUMNS = ("filename", "onset", "offset", "event_labels")
+#: Columns of the merged dense event tables (``Annotations.audio`` etc., ``dense_*.parquet``).
+EVENT_COLUMNS = ("video_id", "class", "onset", "offset")
 ID_LENGTH = 11
 
 #: sha256 of the six files at AVVP-ECCV20 commit fde5611 (the current annotation version).
@@ -211,7 +213,7 @@ def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) ->
     for (name, label), items in spans.items():
         for on, off in _merge(items):
             records.append((name, label, on, off))
-    frame = pd.DataFrame.from_records(records, columns=["video_id", "class", "onset", "offset"])
+    frame = pd.DataFrame.from_records(records, columns=list(EVENT_COLUMNS))
     if frame.empty:
         return _empty_dense()
     return frame.sort_values(["video_id", "class", "onset"], key=_sort_key(known)).reset_index(drop=True)

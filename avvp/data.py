@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from . import parquet
-from .annotations import Annotations
+from .annotations import EVENT_COLUMNS, Annotations
 from .classes import CLASSES_FILE, LLP_CLASSES, load_classes
 from .errors import InputError
 from .losses import modality_targets
@@ -189,11 +189,10 @@ def load_annotations(manifest: str | Path, annotations: str | Path | None = None
     for modality, name in DENSE_TABLES.items():
         path = manifest.parent / name
         if not dense:
-            tables[modality] = pd.DataFrame(columns=["video_id", "class", "onset", "offset"])
+            tables[modality] = pd.DataFrame(columns=list(EVENT_COLUMNS))
             continue
-        if not path.exists():
-            raise InputError(path, "dense truth table not found (written by 'avvp manifest' beside the manifest)")
-        tables[modality] = pd.read_parquet(path)
+        tables[modality] = parquet.read_table(
+            path, EVENT_COLUMNS, "dense truth table (written by 'avvp manifest' beside the manifest)")
     return Annotations(manifest.parent, classes, videos, tables["audio"], tables["visual"])
 
 

@@ -30,6 +30,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from . import parquet
 from .atomic import write_parquet
 from .errors import ConfigError, InputError
 from .settings import merge_settings
@@ -124,14 +125,9 @@ def load_targets(source: str | Path, splits: Iterable[str] | None = None,
 
         videos = read_llp(source).videos
     elif source.suffix == ".parquet":
-        if not source.exists():
-            raise InputError(source, "manifest not found")
-        videos = pd.read_parquet(source)
+        videos = parquet.read_table(source, ("video_id", "youtube_id", "start", "end"), "manifest")
     else:
         raise InputError(source, "expected an LLP annotation folder or a manifest .parquet")
-    missing = [c for c in ("video_id", "youtube_id", "start", "end") if c not in videos.columns]
-    if missing:
-        raise InputError(source, f"missing column(s) {', '.join(missing)}")
     if splits is not None and "split" in videos.columns:
         videos = videos[videos["split"].isin(list(splits))]
     if ids is not None:
@@ -349,14 +345,7 @@ def _row(video, path: Path) -> dict:
 def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if not path.exists():
         return _frame([], columns)
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(path, f"unreadable table: {exc}") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}")
-    return frame[columns]
+    return parquet.read_table(path, columns)[columns]
 
 
 def _frame(records, columns: list[str]) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import parquet
 from .atomic import write_parquet
 from .device import resolve_device
 from .download import clip_window
@@ -74,13 +75,7 @@ def feature_settings(given: str | Mapping | None) -> dict:
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """The manifest (``avvp manifest``) with the columns extraction needs."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "manifest not found")
-    table = pd.read_parquet(path)
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(path, f"manifest lacks column(s) {', '.join(missing)}")
+    table = parquet.read_table(path, MANIFEST_COLUMNS, "manifest")
     check_unique(table, path)
     return table.reset_index(drop=True)
 

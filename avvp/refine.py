@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from . import parquet
+from .annotations import EVENT_COLUMNS
 from .errors import ConfigError, InputError
 from .settings import merge_settings, require_range
 
@@ -603,10 +604,9 @@ def _train_truth(manifest: str | Path) -> dict[str, pd.DataFrame]:
     folder = Path(manifest).parent
     out = {}
     for modality in ("audio", "visual"):
-        path = folder / f"dense_train_{modality}.parquet"
-        if not path.exists():
-            raise InputError(path, "true per-modality training labels not found (needed for the quality report)")
-        out[modality] = pd.read_parquet(path)
+        out[modality] = parquet.read_table(
+            folder / f"dense_train_{modality}.parquet", EVENT_COLUMNS,
+            "true per-modality training labels (needed for the quality report)")
     if out["audio"].empty and out["visual"].empty:
         raise InputError(folder / "dense_train_audio.parquet",
                          "the data set has no true per-modality training labels (only the demo has them)")

@@ -298,3 +298,17 @@ def test_full_source_video_is_cut_at_decode_time(tmp_path):
     assert frames.shape[0] == 16 and float(frames.float().mean()) > 200
     early = decode_units(path, 2.0, 16, start=0.0)
     assert float(early.float().mean()) < 50
+
+
+def test_damaged_manifest_is_named(tmp_path):
+    import pytest
+
+    from avvp.errors import InputError
+    from avvp.extract import read_manifest
+
+    bad = tmp_path / "manifest.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=r"manifest.parquet: not a Parquet file"):
+        read_manifest(bad)
+    with pytest.raises(InputError, match=r"manifest not found"):
+        read_manifest(tmp_path / "missing.parquet")
