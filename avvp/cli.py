@@ -33,6 +33,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"avvp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default: OMP_NUM_THREADS, else every core); give "
+                             "each of several avvp processes run side by side its share of the cores")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in [only] if only else command_modules():
         module = importlib.import_module(f"{commands.__name__}.{name}")
@@ -42,12 +45,36 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The first positional argument (the command), skipping the value of ``--threads``."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--threads":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg.replace("-", "_")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    named = [a.replace("-", "_") for a in argv if not a.startswith("-")][:1]
-    only = named[0] if named and named[0] in command_modules() else None
+    named = _command_name(argv)
+    only = named if named in command_modules() else None
     parser = build_parser(only)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

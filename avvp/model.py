@@ -84,6 +84,10 @@ class HANOutput:
     a_feat: torch.Tensor
     v_feat_pre: torch.Tensor
 
+    def float(self) -> "HANOutput":
+        """The same output in float32 (after a bfloat16 autocast forward pass)."""
+        return HANOutput(*(getattr(self, f.name).float() for f in fields(self)))
+
 
 class HANLayer(nn.Module):
     """One hybrid attention layer: ``LN2(h + FFN(h))`` with ``h = LN1(q + cross(q, k) + self(q))``.

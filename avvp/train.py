@@ -41,6 +41,7 @@ from .errors import ConfigError
 from .losses import NEGATIVES, training_loss
 from .metrics import GATES, evaluate_arrays, segment_type_at_av
 from .model import HAN, HANConfig
+from .precision import PRECISIONS, autocast
 from .predict import predict_arrays
 from .seeding import deterministic_algorithms, epoch_order, rng_state, seed_everything, set_rng_state
 from .settings import merge_settings
@@ -63,6 +64,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "alias_global": False,      # official aliasing: a dropped audio label also zeroes the global target
     "eval_batch_size": 64,
     "deterministic": True,
+    "precision": "fp32",        # fp32 (official) | bf16 (autocast; faster on CPUs/GPUs with bfloat16)
     "contrastive": {
         "enabled": False,       # set per variant (avvp train --contrastive on)
         "weight": 1.0,
@@ -110,6 +112,7 @@ def train_settings(given: Mapping[str, Any] | None = None) -> dict:
     _choice("train.select", t["select"], SELECT)
     _choice("train.gate", t["gate"], GATES)
     _choice("train.contrastive.negatives", c["negatives"], NEGATIVES)
+    _choice("train.precision", t["precision"], PRECISIONS)
     for key in ("alias_global", "deterministic"):
         _choice(f"train.{key}", t[key], (True, False))
     for key in ("enabled", "symmetric"):
@@ -272,7 +275,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
         batch_hook = None if hook is None else (lambda step, e=epoch + 1: hook("batch", e, step))
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
         row.update(run_epoch(model, optimizer, (audio, frame, clip), (weak, y_g, y_a, y_v), order, bs,
-                             contrastive, progress, f"epoch {epoch + 1}", batch_hook))
+                             contrastive, progress, f"epoch {epoch + 1}", batch_hook, t["precision"]))
         scheduler.step()
         if val is not None:
             row.update(validate(model, val, t, device))
@@ -299,7 +302,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
 def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torch.Tensor, ...],
               targets: tuple[torch.Tensor, ...], order: torch.Tensor, batch_size: int,
               contrastive: Mapping[str, Any] | None = None, progress: bool = False, desc: str = "epoch",
-              hook: Callable[[int], None] | None = None) -> dict[str, float]:
+              hook: Callable[[int], None] | None = None, precision: str = "fp32") -> dict[str, float]:
     """One training epoch over in-memory tensors, batches taken by indexing in ``order``.
 
     Args:
@@ -312,6 +315,8 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
         contrastive: contrastive-loss settings, or None.
         progress: show a progress bar; desc: its label.
         hook: called with the step number after every optimizer step.
+        precision: ``fp32`` or ``bf16`` (the forward pass under bfloat16 autocast; the losses are
+            computed in float32), see :mod:`avvp.precision`.
 
     Returns:
         The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...).
@@ -319,12 +324,16 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
     audio, frame, clip = features
     weak, y_g, y_a, y_v = targets
     model.train()
+    device = next(model.parameters()).device
     n = len(order)
     sums: dict[str, float] = {}
     batches = tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False, disable=not progress)
     for step, begin in enumerate(batches):
         idx = order[begin:begin + batch_size]
-        output = model(audio[idx], frame[idx], clip[idx])
+        with autocast(device, precision):
+            output = model(audio[idx], frame[idx], clip[idx])
+        if precision != "fp32":
+            output = output.float()
         terms = training_loss(output, weak[idx], y_g[idx], y_a[idx], y_v[idx], contrastive)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()

@@ -8,6 +8,8 @@ import pytest
 
 from avvp.metrics import (METRICS, binarize, evaluate_arrays, event_counts, label_runs, score_binary,
                           segment_counts, segment_type_at_av, video_scores)
+from avvp.metrics_reference import event_counts as ref_event_counts
+from avvp.metrics_reference import reference_scores as reference
 
 
 def seq(*bits: int) -> np.ndarray:
@@ -21,55 +23,6 @@ def one(pred_a, gt_a, pred_v=None, gt_v=None) -> dict:
     arrs = [np.asarray(a if a is not None else z, dtype=np.uint8)[None, None]
             for a in (pred_a, pred_v, gt_a, gt_v)]
     return score_binary(*arrs).overall
-
-
-# ---------------------------------------------------------------- a plain reference, from the spec
-
-def _runs(x):
-    runs, start = [], None
-    for t, v in enumerate(list(x) + [0]):
-        if v and start is None:
-            start = t
-        elif not v and start is not None:
-            runs.append(set(range(start, t)))
-            start = None
-    return runs
-
-
-def _ref_event(p, g):
-    pr, gr = _runs(p), _runs(g)
-    hit = lambda a, b: len(a & b) >= 0.5 * len(a | b)  # noqa: E731
-    tp = sum(any(hit(a, b) for b in gr) for a in pr)
-    fn = sum(not any(hit(b, a) for a in pr) for b in gr)
-    return tp, len(pr) - tp, fn
-
-
-def _ref_segment(p, g):
-    p, g = np.asarray(p, bool), np.asarray(g, bool)
-    return int((p & g).sum()), int((p & ~g).sum()), int((~p & g).sum())
-
-
-def _ref_video(counts):
-    f = [2 * tp / (2 * tp + fp + fn) for tp, fp, fn in counts if 2 * tp + fp + fn]
-    return sum(f) / len(f) if f else 1.0
-
-
-def reference(pa, pv, ga, gv) -> dict:
-    out = {m: [] for m in METRICS}
-    for n in range(pa.shape[0]):
-        for level, fn in (("segment", _ref_segment), ("event", _ref_event)):
-            per = {s: [] for s in ("audio", "visual", "av", "event")}
-            for c in range(pa.shape[1]):
-                a, v = fn(pa[n, c], ga[n, c]), fn(pv[n, c], gv[n, c])
-                per["audio"].append(a)
-                per["visual"].append(v)
-                per["av"].append(fn(pa[n, c] & pv[n, c], ga[n, c] & gv[n, c]))
-                per["event"].append(tuple(x + y for x, y in zip(a, v)))
-            scores = {s: _ref_video(c) for s, c in per.items()}
-            scores["type"] = (scores["audio"] + scores["visual"] + scores["av"]) / 3
-            for s, v in scores.items():
-                out[f"{level}_{s}"].append(v)
-    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- binarization and gates
@@ -212,7 +165,7 @@ def test_label_runs():
 def test_event_counts_hand_cases(pred, gt, counts):
     tp, fp, fn = event_counts(seq(*pred)[None], seq(*gt)[None])
     assert (int(tp[0]), int(fp[0]), int(fn[0])) == counts
-    assert counts == _ref_event(pred, gt)
+    assert counts == ref_event_counts(pred, gt)
 
 
 def test_touching_truth_rows_are_one_event(tmp_path):

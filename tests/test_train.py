@@ -176,6 +176,7 @@ def test_refined_label_targets(tiny, tmp_path):
     ({"train": {"batch_size": 2.5}}, r"train\.batch_size = 2\.5 is not an integer"),
     ({"train": {"contrastive": {"tau": 0}}}, r"train\.contrastive\.tau = 0 is out of range"),
     ({"train": {"epoch": 3}}, r"unknown key 'train\.epoch'"),
+    ({"train": {"precision": "fp16"}}, r"train\.precision = 'fp16' \(allowed: fp32, bf16\)"),
     ({"model": {"dropout": 1.5}}, r"dropout = 1\.5"),
     ({"optim": {}}, r"unknown settings section\(s\) optim"),
 ])
@@ -224,6 +225,21 @@ def test_same_seed_gives_bitwise_identical_weights(tiny, tmp_path):
     assert not _same(_weights(a), _weights(c))
     assert pd.read_parquet(a.parent / "history.parquet")["loss"].tolist() == \
         pd.read_parquet(b.parent / "history.parquet")["loss"].tolist()
+
+
+def test_bf16_precision_trains_reproducibly_close_to_fp32(tiny, tmp_path):
+    runs = {}
+    for name, precision in (("fp32", "fp32"), ("bf16", "bf16"), ("bf16_again", "bf16")):
+        out = tmp_path / name / "model.pt"
+        run_training(tiny["features"], tiny["manifest"], out, _settings(epochs=4, precision=precision),
+                     seed=3, progress=False)
+        runs[name] = (pd.read_parquet(out.parent / "history.parquet"), _weights(out))
+    fp32, bf16 = runs["fp32"][0]["loss"].to_numpy(), runs["bf16"][0]["loss"].to_numpy()
+    assert bf16[-1] < bf16[0]                              # it learns
+    assert np.allclose(bf16, fp32, rtol=0.05)              # the same losses, to bfloat16 accuracy
+    assert not np.array_equal(bf16, fp32)                  # ... computed with other arithmetic
+    assert _same(runs["bf16"][1], runs["bf16_again"][1])   # and reproducible
+    assert all(w.dtype == torch.float32 for w in runs["bf16"][1].values())
 
 
 class _Stop(Exception):

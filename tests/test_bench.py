@@ -1,0 +1,49 @@
+"""The benchmark scripts run, and what they compare is the same computation."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _loops(stdout: str) -> dict[str, dict[str, float]]:
+    """Per loop: epoch seconds, mean loss and validation segment Type@AV, from the report lines."""
+    pattern = re.compile(r"^\s*(?P<name>[\w -]+?): +(?P<epoch>[\d.]+) s/epoch wall = train +[\d.]+ \+ "
+                         r"validation +[\d.]+ .*mean loss (?P<loss>[\d.]+); val segment Type@AV "
+                         r"(?P<val>[\d.]+)", re.M)
+    return {m["name"]: {k: float(m[k]) for k in ("epoch", "loss", "val")} for m in pattern.finditer(stdout)}
+
+
+def test_train_bench_loops_compute_the_same_losses_and_scores(tmp_path):
+    out = _run("train.py", "--videos", "48", "--val-videos", "12", "--classes", "6", "--threads", "1",
+               "--chunk", "1", "--contrastive", "--dir", str(tmp_path))
+    loops = _loops(out)
+    assert set(loops) == {"official-style", "avvp fp32", "avvp bf16"}, out
+    official, fp32, bf16 = loops["official-style"], loops["avvp fp32"], loops["avvp bf16"]
+    # Same model, data, order and dropout masks: fp32 agrees to float rounding, bf16 closely.
+    assert fp32["loss"] == pytest.approx(official["loss"], abs=1e-5)
+    assert bf16["loss"] == pytest.approx(official["loss"], rel=2e-2)
+    assert bf16["loss"] != fp32["loss"]
+    # The per-video loop over the dense table and the vectorised metrics score alike.
+    assert fp32["val"] == pytest.approx(official["val"], abs=1e-3)
+    assert len(re.findall(r"speed-up of avvp (fp32|bf16): [\d.]+x per epoch", out)) == 2
+    assert not list(tmp_path.iterdir())   # the .npy files are removed
+
+
+def test_train_bench_rejects_an_unknown_precision():
+    proc = subprocess.run([sys.executable, str(BENCH / "train.py"), "--precision", "fp16"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--precision 'fp16'" in proc.stderr
