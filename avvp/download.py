@@ -170,7 +170,6 @@ def download_videos(targets: pd.DataFrame, out_dir: str | Path, settings: dict |
     def save() -> None:
         write_parquet(out_dir / TABLE, _frame(rows.values(), TABLE_COLUMNS))
         write_parquet(out_dir / FAILURES, _frame(failed.values(), FAILURE_COLUMNS))
-        clip_table.cache_clear()
 
     try:
         bar = tqdm(list(targets.itertuples(index=False)), desc="download", unit="video",
@@ -329,9 +328,22 @@ def clip_window(path: str | Path, start: float, end: float) -> tuple[float, floa
     return 0.0, float(end) - float(start)
 
 
+def clip_table(folder: str | Path) -> dict[str, tuple[float, float]]:
+    """File name -> (start, end) of the full source videos listed in ``folder/downloads.parquet``.
+
+    Cached per folder while the table file is unchanged (its inode, modification time and size),
+    so a table that another process rewrites (atomically: a new inode) is read again.
+    """
+    try:
+        stat = (Path(folder) / TABLE).stat()
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        version = None
+    return _clip_table(str(folder), version)
+
+
 @lru_cache(maxsize=64)
-def clip_table(folder: str) -> dict[str, tuple[float, float]]:
-    """File name -> (start, end) of the full source videos listed in ``folder/downloads.parquet``."""
+def _clip_table(folder: str, version: tuple[int, int, int] | None) -> dict[str, tuple[float, float]]:
     table = read_download_table(folder)
     table = table[table["window"] == SOURCE_WINDOW]
     return {f: (float(s), float(e)) for f, s, e in table[["file", "start", "end"]].itertuples(index=False)}
