@@ -13,13 +13,20 @@ name                        contrastive  tau        labels
 ``ma_visual``               yes          config     as ``ma``, only visual labels refined
 ``baseline_c_tau<t>``       yes          t          weak labels (the base of ``ma_tau<t>``)
 ``ma_tau<t>``               yes          t          refined by ``baseline_c_tau<t>``
+``han``                     no           –          weak labels, with the HAN recipe (see below)
 ==========================  ===========  =========  ==============================================
 
 A refined variant's labels are the *refine target* of the same name:
 ``refine/<name>/seed<k>/labels.parquet``, made by ``avvp refine`` from the model
 ``models/<base>/seed<k>/model.pt`` with the variant's refine options over config ``refine``.
 
-Tables (config ``experiments``): ``table1`` the main result (HAN against MA), ``table2`` the
+A variant may carry a *recipe*: overrides of config ``train`` and ``evaluate`` for it alone.
+``han`` carries the HAN paper's (40 epochs, the epoch with the best validation segment-level
+Type@AV, gate ``han`` for validation and evaluation); the others carry none. Config ``recipes``
+overrides the registry's recipes, per variant (:func:`variant_settings`).
+
+Tables (config ``experiments``): ``table1`` the main result (HAN against MA; its HAN row is
+``baseline`` or, with ``experiments.table1_baseline: han``, ``han``), ``table2`` the
 ablation (baseline, +C, +R, +C+R), ``table3`` refining audio only / visual only / both, ``table4``
 the contrastive temperature τ (config ``experiments.taus``). Every cell is the mean ± std over seeds
 of ``eval/<variant>/seed<k>/test/metrics.json``.
@@ -29,6 +36,7 @@ All paths here are relative to the data set's results folder (``<results>/<datas
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -50,6 +58,8 @@ class Variant:
         base: the variant whose trained model refines the labels (None when not refined).
         refine: refine options that override config ``refine`` for this variant's labels.
         label: a short display name for tables.
+        recipe: overrides of config ``train`` and ``evaluate`` for this variant, keyed by section
+            (:data:`RECIPE_SECTIONS`; see :func:`variant_settings`).
     """
 
     name: str
@@ -59,6 +69,7 @@ class Variant:
     base: str | None = None
     refine: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def refined(self) -> bool:
@@ -74,6 +85,9 @@ _FIXED: dict[str, Variant] = {
                         refine={"modalities": "audio"}, label="refine audio only"),
     "ma_visual": Variant("ma_visual", True, labels_from="ma_visual", base="baseline_c",
                          refine={"modalities": "visual"}, label="refine visual only"),
+    "han": Variant("han", False, label="HAN (HAN recipe)",
+                   recipe={"train": {"epochs": 40, "select": "best", "gate": "han"},
+                           "evaluate": {"gate": "han"}}),
 }
 
 
@@ -112,6 +126,65 @@ def refine_settings(name: str, refine_config: Mapping[str, Any] | None) -> dict:
     settings = dict(refine_config or {})
     settings.update(variant.refine)
     return settings
+
+
+#: The config sections a recipe may override, in the order :func:`variant_settings` returns them.
+RECIPE_SECTIONS = ("train", "evaluate")
+
+
+def check_recipes(recipes_config: Mapping[str, Any] | None) -> dict:
+    """Config ``recipes`` (variant name -> ``{train: {...}, evaluate: {...}}``), checked.
+
+    Raises:
+        ConfigError: a name that is no registry variant, an unknown section, or ``train.seeds``
+            (every variant trains with the same seeds, so the tables can average them), named.
+    """
+    recipes = dict(recipes_config or {})
+    for name, recipe in recipes.items():
+        try:
+            get_variant(name)
+        except ConfigError as exc:
+            raise ConfigError(f"recipes: {exc}") from None
+        recipe = recipe or {}
+        if not isinstance(recipe, Mapping):
+            raise ConfigError(f"recipes.{name} must be a mapping of {' and '.join(RECIPE_SECTIONS)}")
+        unknown = sorted(set(recipe) - set(RECIPE_SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown section(s) recipes.{name}.{', '.join(unknown)} "
+                              f"(known: {', '.join(RECIPE_SECTIONS)})")
+        if "seeds" in (recipe.get("train") or {}):
+            raise ConfigError(f"recipes.{name}.train.seeds: the seeds are set for all variants "
+                              "(config train.seeds)")
+    return recipes
+
+
+def variant_settings(name: str, train_config: Mapping[str, Any] | None,
+                     evaluate_config: Mapping[str, Any] | None,
+                     recipes_config: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+    """The ``train`` and ``evaluate`` settings variant ``name`` runs with.
+
+    Each is the config section, overlaid with the variant's registry recipe, overlaid with its
+    entry in config ``recipes`` (:func:`check_recipes`); nested mappings (``train.contrastive``)
+    merge key by key. Without a recipe the sections come back unchanged (same keys, same order).
+    """
+    variant = get_variant(name)
+    given = check_recipes(recipes_config).get(name) or {}
+    sections = []
+    for section, config in zip(RECIPE_SECTIONS, (train_config, evaluate_config)):
+        merged = _overlay(config or {}, variant.recipe.get(section) or {})
+        sections.append(_overlay(merged, given.get(section) or {}))
+    return sections[0], sections[1]
+
+
+def _overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
+    """A deep copy of ``base`` with ``over`` merged in, mapping values key by key."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
+            out[key] = _overlay(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def train_tau(variant: Variant, default_tau: float) -> float:
@@ -167,27 +240,34 @@ class TableRow:
 
 
 #: Defaults of a table's settings (see :func:`table_settings`).
-TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "tau": 0.2, "split": "test"}
+TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "tau": 0.2, "split": "test",
+                                  "table1_baseline": "baseline"}
+#: The variants Table 1's HAN row may be (config ``experiments.table1_baseline``).
+TABLE1_BASELINES = ("baseline", "han")
 
 
 def table_settings(config: Mapping[str, Any]) -> dict:
     """What the tables need from a whole workflow config: seeds, Table-4 τ values, the default τ.
 
-    Keys: ``seeds`` (config ``train.seeds``), ``taus`` (``experiments.taus``), ``tau``
-    (``train.contrastive.tau``) and ``split`` (always ``test``).
+    Keys: ``seeds`` (config ``train.seeds``), ``taus`` (``experiments.taus``), ``tau`` (the
+    temperature ``ma`` trains with: ``train.contrastive.tau`` unless a recipe changes it),
+    ``split`` (always ``test``) and ``table1_baseline`` (``experiments.table1_baseline``).
     """
     train = config.get("train", {}) or {}
     exp = config.get("experiments", {}) or {}
+    ma_train, _ = variant_settings("ma", train, config.get("evaluate"), config.get("recipes"))
     return {
         "seeds": [int(s) for s in train.get("seeds", TABLE_DEFAULTS["seeds"])],
         "taus": [float(t) for t in exp.get("taus", TABLE_DEFAULTS["taus"])],
-        "tau": float((train.get("contrastive", {}) or {}).get("tau", TABLE_DEFAULTS["tau"])),
+        "tau": float((ma_train.get("contrastive", {}) or {}).get("tau", TABLE_DEFAULTS["tau"])),
         "split": TABLE_DEFAULTS["split"],
+        "table1_baseline": exp.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"]),
     }
 
 
 def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
-    """The rows of ``table`` (Table 4 takes its τ values from ``settings["taus"]``).
+    """The rows of ``table`` (Table 1 its HAN row from ``settings["table1_baseline"]``, Table 4
+    its τ values from ``settings["taus"]``).
 
     A τ equal to the default temperature ``settings["tau"]`` reuses the ``ma`` variant, which is
     the same recipe.
@@ -196,7 +276,11 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
         return TableRow(name, label or get_variant(name).label)
 
     if table == "table1":
-        return [row("baseline", "HAN"), row("ma", "MA")]
+        baseline = settings.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"])
+        if baseline not in TABLE1_BASELINES:
+            raise ConfigError(f"experiments.table1_baseline = {baseline!r} "
+                              f"(allowed: {', '.join(TABLE1_BASELINES)})")
+        return [row(baseline, "HAN"), row("ma", "MA")]
     if table == "table2":
         return [row(n) for n in ("baseline", "baseline_c", "baseline_r", "ma")]
     if table == "table3":

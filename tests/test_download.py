@@ -94,6 +94,21 @@ def test_download_present_and_missing(server, tmp_path, sample_clip):
     assert clip_window(precut, 3, 13) == (0.0, 10.0)
 
 
+def test_clip_window_rereads_a_table_rewritten_elsewhere(tmp_path):
+    from avvp.atomic import write_parquet
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clip = folder / f"{PRESENT}.mp4"
+    assert clip_window(clip, 3, 13) == (0.0, 10.0)   # no table yet: a pre-cut clip
+    row = {"video_id": PRESENT_VID, "youtube_id": PRESENT, "file": clip.name, "start": 3.0,
+           "end": 13.0, "window": "source"}
+    write_parquet(folder / TABLE, pd.DataFrame([row]))   # as another process would
+    assert clip_window(clip, 3, 13) == (3.0, 13.0)
+    write_parquet(folder / TABLE, pd.DataFrame([{**row, "start": 30.0, "end": 40.0}]))
+    assert clip_window(clip, 3, 13) == (30.0, 40.0)
+
+
 def test_rerun_resumes_and_retries_only_when_asked(server, tmp_path):
     template, root, hits = server
     out = tmp_path / "clips"
@@ -227,3 +242,4 @@ def test_llp_configs_dry_run(name, stage):
         assert f"rule {job}:" in text, job
     other = {"download": "import_features", "import_features": "download"}[stage]
     assert f"rule {other}:" not in text
+    assert "/models/han/seed1/model.pt" in text  # Table 1's HAN row: the han variant (HAN recipe)

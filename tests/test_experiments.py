@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,8 +37,53 @@ def test_registry_variants():
     assert t.tau == 0.1 and t.contrastive and t.base == "baseline_c_tau0.1" and t.labels_from == "ma_tau0.1"
     b = E.get_variant(t.base)
     assert b.tau == 0.1 and b.contrastive and b.labels_from is None
-    with pytest.raises(ConfigError, match="unknown experiment variant 'han'"):
-        E.get_variant("han")
+    han = E.get_variant("han")
+    assert not han.contrastive and han.labels_from is None and han.label == "HAN (HAN recipe)"
+    assert han.recipe == {"train": {"epochs": 40, "select": "best", "gate": "han"}, "evaluate": {"gate": "han"}}
+    assert all(not E.get_variant(n).recipe for n in E.variant_names() if n != "han")
+    with pytest.raises(ConfigError, match="unknown experiment variant 'hann'"):
+        E.get_variant("hann")
+
+
+TRAIN = {"epochs": 12, "select": "last", "gate": "ma", "batch_size": 16,
+         "contrastive": {"tau": 0.2, "negatives": "video"}}
+EVALUATE = {"gate": "ma", "timeline_videos": 4}
+
+
+def test_variant_settings_merge_order():
+    """config train/evaluate < the registry's recipe < config recipes; nested mappings key by key."""
+    train, evaluate = E.variant_settings("ma", TRAIN, EVALUATE, {})
+    assert train == TRAIN and list(train) == list(TRAIN) and evaluate == EVALUATE
+    assert train is not TRAIN and train["contrastive"] is not TRAIN["contrastive"]
+
+    train, evaluate = E.variant_settings("han", TRAIN, EVALUATE)
+    assert train == {**TRAIN, "epochs": 40, "select": "best", "gate": "han"}
+    assert evaluate == {"gate": "han", "timeline_videos": 4}
+
+    recipes = {"han": {"train": {"epochs": 30, "contrastive": {"tau": 0.1}}, "evaluate": {"timeline_videos": 2}},
+               "baseline": {"evaluate": {"gate": "han"}}}
+    train, evaluate = E.variant_settings("han", TRAIN, EVALUATE, recipes)
+    assert (train["epochs"], train["select"], train["gate"], train["batch_size"]) == (30, "best", "han", 16)
+    assert train["contrastive"] == {"tau": 0.1, "negatives": "video"}
+    assert evaluate == {"gate": "han", "timeline_videos": 2}
+    assert E.variant_settings("baseline", TRAIN, EVALUATE, recipes) == (TRAIN, {"gate": "han", "timeline_videos": 4})
+    assert E.variant_settings("ma", TRAIN, EVALUATE, recipes) == (TRAIN, EVALUATE)
+    assert TRAIN["contrastive"] == {"tau": 0.2, "negatives": "video"}  # the config is left alone
+    # empty or missing config sections
+    assert E.variant_settings("han", None, None, None) == ({"epochs": 40, "select": "best", "gate": "han"},
+                                                           {"gate": "han"})
+
+
+def test_recipes_are_checked():
+    with pytest.raises(ConfigError, match="recipes: unknown experiment variant 'hann'"):
+        E.variant_settings("han", TRAIN, EVALUATE, {"hann": {"train": {"epochs": 3}}})
+    with pytest.raises(ConfigError, match="unknown experiment variant 'hann'"):
+        E.check_recipes({"ma": {}, "hann": {}})
+    with pytest.raises(ConfigError, match=r"recipes\.ma\.refine"):
+        E.check_recipes({"ma": {"refine": {}}})
+    with pytest.raises(ConfigError, match=r"recipes\.han\.train\.seeds"):
+        E.check_recipes({"han": {"train": {"seeds": [1]}}})
+    assert E.check_recipes(None) == {} and E.check_recipes({"ma_tau0.3": {"evaluate": {}}})
 
 
 def test_paths_and_refine_settings():
@@ -65,6 +112,73 @@ def test_table_definitions_and_targets():
     assert E.table_variants(CONFIG) == ["baseline", "baseline_c", "baseline_r", "ma", "ma_tau0.1", "ma_tau0.4"]
     with pytest.raises(ConfigError):
         E.table_rows("table9", s)
+
+
+def test_table1_baseline():
+    """Table 1's HAN row is ``baseline`` (default) or ``han`` (experiments.table1_baseline)."""
+    config = {**CONFIG, "experiments": {"table1": True}}
+    assert [r.variant for r in E.table_rows("table1", E.table_settings(config))] == ["baseline", "ma"]
+    assert E.table_variants(config) == ["baseline", "ma"]
+    config["experiments"]["table1_baseline"] = "han"
+    rows = E.table_rows("table1", E.table_settings(config))
+    assert [(r.variant, r.label) for r in rows] == [("han", "HAN"), ("ma", "MA")]
+    assert E.table_variants(config) == ["han", "ma"]
+    assert "eval/han/seed3/test/metrics.json" in E.table_inputs("table1", E.table_settings(config))
+    with pytest.raises(ConfigError, match="table1_baseline"):
+        E.table_rows("table1", {**E.table_settings(config), "table1_baseline": "baseline_c"})
+
+
+def test_table4_reuses_ma_at_its_recipe_tau():
+    config = {**CONFIG, "recipes": {"ma": {"train": {"contrastive": {"tau": 0.4}}}}}
+    s = E.table_settings(config)
+    assert s["tau"] == 0.4
+    assert [r.variant for r in E.table_rows("table4", s)] == ["ma_tau0.1", "ma_tau0.2", "ma"]
+
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+
+
+def _config(name="config.yaml"):
+    import yaml
+
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def test_shipped_configs_and_table1():
+    """The demo's Table 1 uses the baseline run (no han jobs); the LLP configs' uses han."""
+    assert "han" not in E.table_variants(_config())
+    for name in ("config/llp.yaml", "config/llp_features.yaml"):
+        config = _config(name)
+        assert E.table_rows("table1", E.table_settings(config))[0].variant == "han"
+        train, evaluate = E.variant_settings("han", config["train"], config["evaluate"], config.get("recipes"))
+        assert (train["epochs"], train["select"], train["gate"], evaluate["gate"]) == (40, "best", "han", "han")
+        train, evaluate = E.variant_settings("ma", config["train"], config["evaluate"], config.get("recipes"))
+        assert (train["epochs"], train["select"], train["gate"], evaluate["gate"]) == (12, "last", "ma", "ma")
+
+
+@pytest.mark.parametrize("patch, ok", [
+    ({"recipes": {}}, True),
+    ({"recipes": {"han": {"train": {"epochs": 30, "contrastive": {"tau": 0.1}}, "evaluate": {"gate": "ma"}}}}, True),
+    ({"recipes": {"han": {"train": {"epoch": 30}}}}, False),                   # unknown train key
+    ({"recipes": {"han": {"train": {"contrastive": {"taux": 0.1}}}}}, False),  # unknown nested key
+    ({"recipes": {"han": {"train": {"epochs": "30"}}}}, False),                # wrong type
+    ({"recipes": {"han": {"evaluate": {"gate": "global"}}}}, False),           # not a gate
+    ({"recipes": {"han": {"refine": {"seed": 1}}}}, False),                    # not a recipe section
+    ({"recipes": {"han": None}}, False),
+    ({"experiments": {"table1": True, "table1_baseline": "han"}}, True),
+    ({"experiments": {"table1": True, "table1_baseline": "ma"}}, False),
+])
+def test_schema_recipes_and_table1_baseline(patch, ok):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    config = {**_config(), **patch}
+    if ok:
+        validate(config, str(SCHEMA))
+    else:
+        with pytest.raises(WorkflowError):
+            validate(config, str(SCHEMA))
 
 
 def _write_metrics(root, variant, seed, base):
@@ -148,3 +262,45 @@ def test_workflow_dry_run_wires_refine_train_and_tables(tmp_path):
     assert f"--labels {res}/refine/ma_tau0.1/seed1/labels.parquet" in log
     assert f"avvp table table4 --results {res}" in log
     assert f"{res}/eval/ma_tau0.1/seed2/test/metrics.json" in log
+
+
+@pytest.mark.slow
+def test_workflow_dry_run_applies_recipes(tmp_path):
+    """`snakemake -n`: the han variant trains and is scored with its recipe (registry, then config
+    recipes), the other variants with config train/evaluate; Table 1 takes its HAN row from han."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake is not installed")
+    config = _config()
+    config["train"]["seeds"] = [1]
+    config["experiments"].update({"table1": True, "table1_baseline": "han", "table2": False})
+    config["recipes"] = {"han": {"train": {"batch_size": 8}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+         "config.yaml", "--workflow-profile", "none", "-n", "-p"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    log = proc.stdout
+    res = f"{config['results']}/{config['dataset']}"
+
+    def train_settings(variant):
+        line = next(x for x in log.splitlines()
+                    if "avvp train " in x and f"--out {res}/models/{variant}/seed1/model.pt" in x)
+        return json.loads(re.search(r"--settings '([^']*)'", line)[1])["train"]
+
+    def gate(variant):
+        line = next(x for x in log.splitlines()
+                    if "avvp evaluate " in x and f"--predictions {res}/predictions/{variant}/seed1/test.npz" in x)
+        return re.search(r"--gate (\S+)", line)[1]
+
+    han, ma = train_settings("han"), train_settings("ma")
+    assert (han["epochs"], han["select"], han["gate"], han["batch_size"]) == (40, "best", "han", 8)
+    assert ma == config["train"] and (ma["epochs"], ma["select"], ma["gate"]) == (12, "last", "ma")
+    assert gate("han") == "han" and gate("ma") == config["evaluate"]["gate"] == "ma"
+    assert f"avvp table table1 --results {res}" in log and '"table1_baseline":"han"' in log
+    assert f"{res}/models/baseline/" not in log  # Table 1 alone no longer needs the baseline run

@@ -274,7 +274,7 @@ def test_full_source_video_is_cut_at_decode_time(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from avvp.download import clip_window, clip_table
+    from avvp.download import clip_window
 
     # 4 s of video: seconds 0-1 black, 2-3 white; the LLP window is [2, 4).
     path = tmp_path / "Abcdefghijk.mp4"
@@ -289,7 +289,6 @@ def test_full_source_video_is_cut_at_decode_time(tmp_path):
             out.mux(packet)
     pd.DataFrame([{"video_id": "Abcdefghijk_2_4", "youtube_id": "Abcdefghijk", "file": path.name,
                    "start": 2.0, "end": 4.0, "window": "source"}]).to_parquet(tmp_path / "downloads.parquet")
-    clip_table.cache_clear()
     assert clip_window(path, 2, 4) == (2.0, 4.0)
     assert clip_window(tmp_path / "other.mp4", 2, 4) == (0.0, 2.0)
     from avvp.extractors.frame2d import decode_units

@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("table", choices=TABLES, help="which table")
     p.add_argument("--results", required=True, help="the data set's results folder")
     p.add_argument("--settings", default=None,
-                   help='inline JSON or a file: {"seeds": [...], "taus": [...], "tau": default tau, "split": "test"}')
+                   help='inline JSON or a file: {"seeds": [...], "taus": [...], "tau": default tau, '
+                        '"split": "test", "table1_baseline": "baseline" | "han" (Table 1\'s HAN row)}')
     p.add_argument("--out", default=None, help="the Markdown file (default: <results>/tables/<table>.md); "
                                                ".csv and .png are written beside it")
     p.add_argument("--decimals", type=int, default=1, help="decimals in the Markdown (default: 1)")

@@ -3,8 +3,13 @@
 import json
 import os
 
+from avvp import experiments as avvp_experiments
+
 
 RESULTS = f"{config.get('results', 'results')}/{config['dataset']}"
+
+# Config `recipes` names registry variants: a misspelt one stops the workflow before any job.
+avvp_experiments.check_recipes(config.get("recipes"))
 
 
 def out(path):
@@ -15,6 +20,13 @@ def out(path):
 def settings_json(section):
     """One config section as compact JSON, for an `avvp ... --settings` argument."""
     return json.dumps(config.get(section, {}), separators=(",", ":"))
+
+
+def variant_config(variant):
+    """(train, evaluate) settings of one experiment variant: the config sections, its recipe applied."""
+    return avvp_experiments.variant_settings(
+        variant, config.get("train"), config.get("evaluate"), config.get("recipes")
+    )
 
 
 def is_synth():

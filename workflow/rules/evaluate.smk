@@ -1,7 +1,11 @@
 # Stage rules: evaluate. Scores a model's predictions on one split with the LLP protocol
-# (official.md §f) and writes metrics, the Table-1 layout and pictures for the report.
+# (official.md §f) and writes metrics, the Table-1 layout and pictures for the report. The gate is
+# config evaluate.gate, or the variant's own where it has a recipe (avvp/experiments.py).
 
 import os
+
+
+include: "evaluate_functions.smk"
 
 
 rule evaluate:
@@ -42,8 +46,8 @@ rule evaluate:
     params:
         folder=lambda wildcards, input: os.path.dirname(input.annotations),
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
-        gate=config.get("evaluate", {}).get("gate", "han"),
-        timeline_videos=config.get("evaluate", {}).get("timeline_videos", 4),
+        gate=evaluate_gate,
+        timeline_videos=evaluate_timeline_videos,
         version=config["data"].get("annotation_version", "current"),
     log:
         out("logs/evaluate/{variant}/seed{seed}/{split}.log"),

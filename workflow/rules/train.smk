@@ -1,6 +1,8 @@
 # Stage rules: train a model per experiment variant and seed, and write its predictions per split.
-# Variants (what is trained: contrastive loss, temperature, refined labels) come from the registry
-# in avvp/experiments.py, e.g. models/ma/seed1/model.pt trains on refine/ma/seed1/labels.parquet.
+# Variants (what is trained: contrastive loss, temperature, refined labels, recipe) come from the
+# registry in avvp/experiments.py, e.g. models/ma/seed1/model.pt trains on
+# refine/ma/seed1/labels.parquet; a variant's train settings are config train with its recipe
+# (registry, then config recipes) applied, e.g. models/han/ trains 40 epochs, select best.
 
 
 include: "train_functions.smk"
@@ -28,7 +30,7 @@ rule train:
     conda:
         "../../envs/avvp.yaml"
     params:
-        settings=train_settings_json(),
+        settings=train_settings_json,
         flags=train_flags,
         features=features_folder,
         annotations=annotation_dir(),
@@ -58,7 +60,7 @@ rule predict:
     conda:
         "../../envs/avvp.yaml"
     params:
-        settings=predict_settings_json(),
+        settings=predict_settings_json,
         features=features_folder,
     shell:
         "avvp predict --model {input.model} --features-dir {params.features}"

@@ -7,21 +7,13 @@ TRAIN_FEATURE_ROLES = ["audio", "frame", "clip"]
 
 
 def train_variant(name):
-    """(contrastive, tau, labels path or None) of a variant, from avvp.experiments.
+    """(contrastive, tau, refine target or None) of a variant, from the registry (avvp.experiments).
 
-    Until the registry exists, "baseline" (no contrastive loss) and "baseline_c" (contrastive)
-    train on the weak labels.
+    The default temperature is the variant's train.contrastive.tau (its recipe applied).
     """
-    default_tau = config.get("train", {}).get("contrastive", {}).get("tau", 0.2)
-    try:
-        from avvp.experiments import get_variant
-    except ImportError:
-        if name not in ("baseline", "baseline_c"):
-            raise ValueError(f"unknown variant {name!r} (known: baseline, baseline_c)")
-        return name == "baseline_c", default_tau, None
-    variant = get_variant(name)
-    tau = default_tau if variant.tau is None else variant.tau
-    return variant.contrastive, tau, variant.labels_from
+    variant = avvp_experiments.get_variant(name)
+    default_tau = variant_config(name)[0].get("contrastive", {}).get("tau", 0.2)
+    return variant.contrastive, avvp_experiments.train_tau(variant, default_tau), variant.labels_from
 
 
 def train_labels(wildcards):
@@ -57,14 +49,13 @@ def features_folder(wildcards, input):
     return os.path.dirname(input.audio)
 
 
-def train_settings_json():
-    """Config sections model and train, as one --settings JSON."""
-    sections = {key: config.get(key, {}) for key in ("model", "train")}
+def train_settings_json(wildcards):
+    """Config model and the variant's train settings (its recipe applied), as one --settings JSON."""
+    sections = {"model": config.get("model", {}), "train": variant_config(wildcards.variant)[0]}
     return json.dumps(sections, separators=(",", ":"))
 
 
-def predict_settings_json():
-    """The predict settings: the training device."""
-    return json.dumps(
-        {"device": config.get("train", {}).get("device", "auto")}, separators=(",", ":")
-    )
+def predict_settings_json(wildcards):
+    """The predict settings: the variant's training device."""
+    device = variant_config(wildcards.variant)[0].get("device", "auto")
+    return json.dumps({"device": device}, separators=(",", ":"))
