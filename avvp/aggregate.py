@@ -10,7 +10,6 @@ writes the Markdown (``mean ± std``), the CSV (mean and std columns per metric)
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +19,7 @@ import pandas as pd
 
 from .errors import InputError
 from .experiments import TABLE_TITLES, metrics_path, table_rows, table_seeds
+from .jsonfile import read_json
 from .metrics import LEVELS, METRICS, STREAM_LABELS
 
 SCALE = 100.0
@@ -28,12 +28,7 @@ SCALE = 100.0
 def read_overall(path: str | Path) -> dict[str, float]:
     """The ``overall`` scores of one ``metrics.json`` (null → NaN); errors name the file."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "metrics file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not JSON: {exc}", exc.lineno) from None
+    data = read_json(path, "metrics file")
     overall = data.get("overall") if isinstance(data, dict) else None
     if not isinstance(overall, dict):
         raise InputError(path, "no 'overall' scores")

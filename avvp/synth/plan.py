@@ -20,7 +20,6 @@ render settings. Weak labels are the union of an event's modalities; decoys carr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +30,7 @@ from ..annotations import (DENSE_COLUMNS, DENSE_FILES, FULL_FILE, SPLIT_FILES, T
 from ..atomic import write_json, write_text
 from ..classes import write_classes
 from ..errors import InputError
+from ..jsonfile import read_json
 from .classes import BY_NAME, class_names
 from .settings import plan_part
 
@@ -210,12 +210,7 @@ def read_plan(folder: str | Path) -> dict[str, Any]:
         InputError: the file is missing, not JSON, or not a plan written by this version.
     """
     path = Path(folder) / PLAN_FILE
-    if not path.exists():
-        raise InputError(path, "synthetic plan not found (write it with `avvp synth plan`)")
-    try:
-        plan = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON: {exc.msg}", exc.lineno) from None
+    plan = read_json(path, "synthetic plan", " (write it with `avvp synth plan`)")
     if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT:
         raise InputError(path, f"not an avvp synthetic plan (format is not {PLAN_FORMAT!r})")
     if plan.get("version") != PLAN_VERSION:
