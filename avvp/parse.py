@@ -11,8 +11,12 @@ How a video becomes events:
    the file.
 2. **Features.** The same extractors as in training (settings and weight identity taken from the
    model file, see :func:`load_parser`) give audio (T, Da), frame (8T, Df) and clip (T, Dc)
-   features. A file without an audio stream is parsed with silence in its place, and the output
-   says so; a file without a video stream is an error naming it.
+   features. They are decoded and embedded in windows of ``window`` seconds (default 10, the
+   LLP clip length), so memory does not grow with the video and every window's features are laid
+   out as in training: VGGish's 0.96-s examples restart at each window, so audio row t is at most
+   0.4 s from second t, as in the LLP features (one pass over a 10-minute video would put the
+   last row 24 s early). A file without an audio stream is parsed with silence in its place, and
+   the output says so; a file without a video stream is an error naming it.
 3. **Binarisation**, as in the evaluation (:func:`avvp.metrics.binarize`): segment t of class c is
    audio-positive when P_audio[t, c] ≥ threshold and the video-level gate passes (gate ``ma``,
    the default: the class's audio probability ``a_prob`` ≥ threshold; gate ``han``: the global
@@ -52,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "threshold": 0.5,  # for frame and video probabilities, as in the evaluation
     "device": "auto",
     "batch_size": 64,  # extractor inputs per forward pass
+    "window": 10,  # seconds decoded and embedded at a time (10: the LLP clip length)
     "timeline": True,  # draw timeline.png
 }
 
@@ -75,8 +80,9 @@ def parse_settings_defaults(given: Mapping | None = None) -> dict:
         raise ConfigError(f"parse.gate must be one of {', '.join(GATES)}, got {s['gate']!r}")
     if not 0.0 <= float(s["threshold"]) <= 1.0:
         raise ConfigError(f"parse.threshold = {s['threshold']!r} is outside [0, 1]")
-    if int(s["batch_size"]) < 1:
-        raise ConfigError("parse.batch_size must be >= 1")
+    for key in ("batch_size", "window"):
+        if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1:
+            raise ConfigError(f"parse.{key} = {s[key]!r} must be an integer >= 1")
     return s
 
 
@@ -297,16 +303,20 @@ def video_segments(info: Mapping, path: str | Path) -> tuple[int, float, list[st
 
 
 def extract_features(parser: VideoParser, path: str | Path, segments: int) -> dict[str, torch.Tensor]:
-    """The (1, rows, D) features of ``[0, segments)`` seconds of ``path`` for each role."""
+    """The (1, rows, D) features of ``[0, segments)`` seconds of ``path`` for each role, decoded
+    and embedded window by window (``window`` seconds, see the module docstring)."""
+    batch, window = int(parser.settings["batch_size"]), int(parser.settings["window"])
     out = {}
-    batch = int(parser.settings["batch_size"])
     for role, ext in parser.extractors.items():
-        units = ext.load(path, float(segments))
-        need = ext.units(float(segments))
-        if len(units) != need:
-            raise InputError(path, f"decoded {len(units)} {role} model inputs, expected {need}")
-        rows = np.concatenate([ext.forward(units[i:i + batch]) for i in range(0, len(units), batch)])
-        out[role] = torch.from_numpy(rows).unsqueeze(0)
+        rows = []
+        for start in range(0, segments, window):
+            seconds = float(min(window, segments - start))
+            units = ext.load(path, seconds, start=float(start))
+            need = ext.units(seconds)
+            if len(units) != need:
+                raise InputError(path, f"decoded {len(units)} {role} model inputs at {start} s, expected {need}")
+            rows += [ext.forward(units[i:i + batch]) for i in range(0, len(units), batch)]
+        out[role] = torch.from_numpy(np.concatenate(rows)).unsqueeze(0)
     return out
 
 

@@ -157,6 +157,24 @@ def test_long_video_gives_whole_segments_and_drops_the_tail(parser, videos, tmp_
     assert np.allclose(result.events["confidence"], sig, atol=1e-5)
 
 
+def test_features_are_embedded_window_by_window(parser, videos, extractors):
+    """Each window's rows are what the extractor gives for that window alone: VGGish's examples
+    restart at every window, as in the 10-s training clips."""
+    from avvp.parse import extract_features
+
+    path = videos["long"]  # 12.4 s: windows [0, 10) and [10, 12)
+    feats = extract_features(parser, path, 12)
+    assert {r: tuple(x.shape[:2]) for r, x in feats.items()} == {"audio": (1, 12), "frame": (1, 96), "clip": (1, 12)}
+    for role, ext in extractors.items():
+        tail = ext.forward(ext.load(path, 2.0, start=10.0))
+        assert np.allclose(feats[role][0, -len(tail):].numpy(), tail, atol=1e-5), role
+    one_pass = extractors["audio"].forward(extractors["audio"].load(path, 12.0))
+    assert not np.allclose(feats["audio"][0, 10:].numpy(), one_pass[10:], atol=1e-3)
+    small = load_parser(parser.model_path, {"device": "cpu", "window": 5}, config=None)
+    assert {r: x.shape for r, x in extract_features(small, path, 12).items()} == \
+        {r: x.shape for r, x in feats.items()}
+
+
 def test_real_llp_clip(parser, sample_clip):
     """The real LLP sample (10.03 s, H.264/AAC 44.1 kHz stereo): ten 1-s segments, like the features."""
     result = parse_video(parser, sample_clip)
@@ -293,6 +311,8 @@ def test_missing_model_and_bad_settings(tmp_path, constant_model):
         load_parser(tmp_path / "nope.pt", {"device": "cpu"}, config=None)
     with pytest.raises(ConfigError, match="parse.gate"):
         load_parser(constant_model, {"gate": "both"}, config=None)
+    with pytest.raises(ConfigError, match=r"parse.window = 0 must be an integer >= 1"):
+        load_parser(constant_model, {"window": 0}, config=None)
     with pytest.raises(InputError, match="same file name"):
         parse_videos([tmp_path / "a" / "x.mp4", tmp_path / "b" / "x.mp4"], constant_model,
                      tmp_path / "o", {"device": "cpu"}, config=None)
