@@ -145,6 +145,24 @@ def _config(name="config.yaml"):
     return yaml.safe_load((REPO / name).read_text())
 
 
+def _dry_run(config: dict, folder: Path) -> str:
+    """``snakemake -n -p`` of the repository's workflow with ``config`` in ``folder``: its stdout."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake is not installed")
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(folder), "--configfile",
+         "config.yaml", "--workflow-profile", "none", "-n", "-p"],
+        capture_output=True, text=True, cwd=folder, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    return proc.stdout
+
+
 def test_shipped_configs_and_table1():
     """The demo's Table 1 uses the baseline run (no han jobs); the LLP configs' uses han."""
     assert "han" not in E.table_variants(_config())
@@ -237,24 +255,10 @@ def test_avvp_table_command(tmp_path, capsys):
 @pytest.mark.slow
 def test_workflow_dry_run_wires_refine_train_and_tables(tmp_path):
     """`snakemake -n` plans Table 4 through the registry: base model, refine, retrain with τ."""
-    import shutil
-    import subprocess
-
-    import yaml
-
-    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
-    if shutil.which("snakemake") is None:
-        pytest.skip("snakemake is not installed")
-    config = yaml.safe_load((repo / "config.yaml").read_text())
+    config = _config()
     config["train"]["seeds"] = [1, 2]
     config["experiments"].update({"table1": False, "table2": False, "table4": True, "taus": [0.1, 0.2]})
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        ["snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-         "config.yaml", "--workflow-profile", "none", "-n", "-p"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
-    log = proc.stdout
+    log = _dry_run(config, tmp_path)
     res = f"{config.get('results', 'results')}/{config['dataset']}"
     assert f"avvp refine --model {res}/models/baseline_c_tau0.1/seed2/model.pt" in log
     assert f"--out {res}/refine/ma_tau0.1/seed2/labels.parquet --run-seed 2" in log
@@ -268,24 +272,11 @@ def test_workflow_dry_run_wires_refine_train_and_tables(tmp_path):
 def test_workflow_dry_run_applies_recipes(tmp_path):
     """`snakemake -n`: the han variant trains and is scored with its recipe (registry, then config
     recipes), the other variants with config train/evaluate; Table 1 takes its HAN row from han."""
-    import shutil
-    import subprocess
-
-    import yaml
-
-    if shutil.which("snakemake") is None:
-        pytest.skip("snakemake is not installed")
     config = _config()
     config["train"]["seeds"] = [1]
     config["experiments"].update({"table1": True, "table1_baseline": "han", "table2": False})
     config["recipes"] = {"han": {"train": {"batch_size": 8}}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-         "config.yaml", "--workflow-profile", "none", "-n", "-p"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
-    log = proc.stdout
+    log = _dry_run(config, tmp_path)
     res = f"{config['results']}/{config['dataset']}"
 
     def train_settings(variant):
