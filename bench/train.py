@@ -23,7 +23,8 @@ the rest comes from loading and validation. The loops take turns every ``--chunk
 on a shared machine all see the same load; wall and CPU seconds are summed per loop.
 
 Run: ``python bench/train.py --videos 2000`` (default 10000, about 7 GB of .npy files; ``--dir``
-puts them elsewhere than the temporary folder). Prints each loop's epoch time (training +
+puts them elsewhere than the temporary folder; ``--device cuda`` runs every loop on a GPU, the
+official-style loop moving each batch there as the official code does). Prints each loop's epoch time (training +
 validation), the speed-ups, each loop's mean loss and validation score.
 """
 
@@ -128,39 +129,55 @@ class NpyDataset(Dataset):
 # ----------------------------------------------------------------------------------- loops
 
 class Timer:
-    """Wall and CPU seconds spent inside ``with timer:`` blocks, summed."""
+    """Wall and CPU seconds spent inside ``with timer:`` blocks, summed (CUDA work included: the
+    device is synchronised at both ends)."""
 
-    def __init__(self):
+    def __init__(self, device: torch.device):
         self.wall = self.cpu = 0.0
+        self.cuda = device.type == "cuda"
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
 
     def __enter__(self):
+        self._sync()
         self._w, self._c = time.perf_counter(), time.process_time()
 
     def __exit__(self, *exc):
+        self._sync()
         self.wall += time.perf_counter() - self._w
         self.cpu += time.process_time() - self._c
 
 
 class Loop:
-    """One training loop: its model, optimizer, torch random stream, timers and loss sum."""
+    """One training loop: its model, optimizer, torch random streams, timers and loss sum."""
 
-    def __init__(self, name: str, seed: int, n_classes: int, official: bool):
-        self.name = name
+    def __init__(self, name: str, seed: int, n_classes: int, official: bool, device: torch.device):
+        self.name, self.device = name, device
         torch.manual_seed(seed)
-        self.model = HAN(**OFFICIAL_DIMS, n_classes=n_classes)
+        self.model = HAN(**OFFICIAL_DIMS, n_classes=n_classes).to(device)
         params = self.model.parameters()
         self.optimizer = torch.optim.Adam(params, lr=3e-4) if official else make_optimizer(self.model, 3e-4)
         torch.manual_seed(seed + 1)
-        self.rng = torch.get_rng_state()
-        self.train_time, self.val_time = Timer(), Timer()
+        self.rng = self._rng_state()
+        self.train_time, self.val_time = Timer(device), Timer(device)
         self.loss_sum, self.val = 0.0, {}
 
+    def _rng_state(self) -> tuple:
+        return torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+
+    def _set_rng_state(self, state: tuple) -> None:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], self.device)
+
     def turn(self, begin: int, step: int) -> None:
-        """Train on samples ``order[begin:begin + step]`` with this loop's random stream."""
-        torch.set_rng_state(self.rng)
+        """Train on samples ``order[begin:begin + step]`` with this loop's random streams."""
+        self._set_rng_state(self.rng)
         with self.train_time:
             self.loss_sum += self._train(begin, step)
-        self.rng = torch.get_rng_state()
+        self.rng = self._rng_state()
 
     def validate(self) -> None:
         with self.val_time:
@@ -174,7 +191,7 @@ class OfficialLoop(Loop):
     """.npy files per sample through a DataLoader; batch-1 validation scored per video."""
 
     def __init__(self, args, data: dict):
-        super().__init__("official-style", args.seed, args.classes, official=True)
+        super().__init__("official-style", args.seed, args.classes, official=True, device=data["device"])
         self.args, self.data = args, data
         self.contrastive = CONTRASTIVE if args.contrastive else None
         with self.train_time:
@@ -190,6 +207,7 @@ class OfficialLoop(Loop):
             batch = next(self.batches, None)
             if batch is None:
                 break
+            batch = {k: v.to(self.device) for k, v in batch.items()}
             out = self.model(batch["audio"], batch["frame"], batch["clip"])
             terms = training_loss(out, batch["label"], contrastive=self.contrastive)
             self.optimizer.zero_grad(set_to_none=True)
@@ -206,9 +224,9 @@ class OfficialLoop(Loop):
         scores = []
         with torch.no_grad():
             for vid, batch in zip(d["val_ids"], loader):
-                out = self.model(batch["audio"], batch["frame"], batch["clip"])
-                gate = (out.global_prob[0] >= 0.5).numpy()[:, None]
-                frame = (out.frame_prob[0] >= 0.5).numpy()          # (T, 2, C)
+                out = self.model(*(batch[r].to(self.device) for r in FOLDERS))
+                gate = (out.global_prob[0] >= 0.5).cpu().numpy()[:, None]
+                frame = (out.frame_prob[0] >= 0.5).cpu().numpy()          # (T, 2, C)
                 pred_a, pred_v = frame[:, 0].T * gate, frame[:, 1].T * gate
                 gt_a, gt_v = (truth_matrix(table[table["filename"] == vid], self.args.classes)
                               for table in (d["dense"]["audio"], d["dense"]["visual"]))
@@ -220,10 +238,10 @@ class AvvpLoop(Loop):
     """avvp's in-memory loop (:func:`avvp.train.run_epoch`) and validation (:func:`avvp.train.validate`)."""
 
     def __init__(self, args, data: dict, precision: str):
-        super().__init__(f"avvp {precision}", args.seed, args.classes, official=False)
+        super().__init__(f"avvp {precision}", args.seed, args.classes, official=False, device=data["device"])
         self.args, self.data, self.precision = args, data, precision
         self.contrastive = CONTRASTIVE if args.contrastive else None
-        y = torch.from_numpy(data["train_labels"])
+        y = torch.from_numpy(data["train_labels"]).to(self.device)
         self.targets = (y, y, y, 0.9 * y + 0.05)
 
     def _train(self, begin: int, step: int) -> float:
@@ -233,14 +251,14 @@ class AvvpLoop(Loop):
         return sums["loss"] * len(part)
 
     def _validate(self) -> dict[str, float]:
-        row = validate(self.model, self.data["val_split"], VAL_SETTINGS, torch.device("cpu"))
+        row = validate(self.model, self.data["val_split"], VAL_SETTINGS, self.device)
         return {m: row[f"val_{m}"] for m in METRICS}
 
 
 # ------------------------------------------------------------------------------------ main
 
-def prepare(root: Path, args) -> dict:
-    """Write the .npy files, load avvp's in-memory copy, and build the validation truth."""
+def prepare(root: Path, args, device: torch.device) -> dict:
+    """Write the .npy files, load avvp's in-memory copy (on ``device``), build the validation truth."""
     rng = np.random.default_rng(args.seed)
     train_ids = [f"t{i:010d}" for i in range(args.videos)]
     val_ids = [f"v{i:010d}" for i in range(args.val_videos)]
@@ -248,7 +266,7 @@ def prepare(root: Path, args) -> dict:
     train_labels, val_labels = weak_labels(args.videos, args.classes, rng), weak_labels(args.val_videos, args.classes, rng)
     dense = dense_truth(val_ids, val_labels, rng)
     tic = time.perf_counter()
-    train_features = load_in_memory(root, train_ids)
+    train_features = tuple(x.to(device) for x in load_in_memory(root, train_ids))
     val_features = Features(val_ids, *load_in_memory(root, val_ids), attrs={})
     load_seconds = time.perf_counter() - tic
     gt = {m: np.stack([truth_matrix(t[t["filename"] == v], args.classes) for v in val_ids])
@@ -256,7 +274,7 @@ def prepare(root: Path, args) -> dict:
     return {"root": root, "train_ids": train_ids, "train_labels": train_labels, "val_ids": val_ids,
             "val_labels": val_labels, "dense": dense, "train_features": train_features,
             "val_split": SplitData(val_features, val_labels, gt["audio"], gt["visual"]),
-            "order": epoch_order(args.seed, 0, args.videos), "load_seconds": load_seconds}
+            "order": epoch_order(args.seed, 0, args.videos), "load_seconds": load_seconds, "device": device}
 
 
 def run_loops(loops: list[Loop], args) -> None:
@@ -273,7 +291,7 @@ def run_loops(loops: list[Loop], args) -> None:
 def report(loops: list[Loop], args, load_seconds: float) -> None:
     official, ours = loops[0], loops[1:]
     print(f"\n{args.videos} training + {args.val_videos} validation videos, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, {args.workers} loader workers, "
+          f"device {args.device}, {torch.get_num_threads()} threads, {args.workers} loader workers, "
           f"contrastive {'on' if args.contrastive else 'off'}, loops taking turns every {args.chunk} batches")
     for loop in loops:
         print(f"{loop.name:>15}: {loop.epoch_time('wall'):8.2f} s/epoch wall = train {loop.train_time.wall:7.2f}"
@@ -298,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the official-style loop")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<index>")
     p.add_argument("--precision", default="fp32,bf16",
                    help="avvp loops to run, comma-separated: fp32, bf16 (default: both)")
     p.add_argument("--contrastive", action="store_true", help="add MA's contrastive loss to every loop")
@@ -309,9 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     if not precisions or set(precisions) - {"fp32", "bf16"}:
         p.error(f"--precision {args.precision!r}: give fp32, bf16 or both")
     torch.set_num_threads(max(1, args.threads))
+    device = torch.device(args.device)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        p.error(f"--device {args.device}: no usable CUDA device")
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        data = prepare(Path(tmp), args)
+        data = prepare(Path(tmp), args, device)
         loops: list[Loop] = [OfficialLoop(args, data)]
         loops += [AvvpLoop(args, data, precision) for precision in precisions]
         run_loops(loops, args)

@@ -43,7 +43,15 @@ def test_train_bench_loops_compute_the_same_losses_and_scores(tmp_path):
     assert not list(tmp_path.iterdir())   # the .npy files are removed
 
 
-def test_train_bench_rejects_an_unknown_precision():
-    proc = subprocess.run([sys.executable, str(BENCH / "train.py"), "--precision", "fp16"],
+@pytest.mark.parametrize("args, message", [
+    (["--precision", "fp16"], "--precision 'fp16'"),
+    (["--device", "cuda:7"], "--device cuda:7: no usable CUDA device"),
+])
+def test_train_bench_rejects_bad_options(args, message):
+    import torch
+
+    if args[0] == "--device" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    proc = subprocess.run([sys.executable, str(BENCH / "train.py"), *args],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--precision 'fp16'" in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr
