@@ -6,7 +6,8 @@ videos (audio (10, 128), frames (80, 2048), clips (10, 512); random dense truth 
 An epoch is what the official code runs per epoch: a pass over the training set, then the
 validation set scored with the LLP metrics (the HAN recipe selects its model on them).
 
-* **official-style**: a torch ``Dataset`` that reads three ``.npy`` files per video, a
+* **official-style**: a torch ``Dataset`` that looks up the video's row of the split table,
+  parses its labels and reads three ``.npy`` files per video, a
   ``DataLoader`` with batch 16, the model pooling the 80 frames after ``fc_v``, plain Adam; then
   validation with batch 1 in file order, each video's truth taken from the dense annotation table
   by its file name, and each video scored by a per-video loop (:mod:`avvp.metrics_reference`).
@@ -110,19 +111,26 @@ def load_in_memory(root: Path, ids: list[str]) -> tuple[torch.Tensor, ...]:
 
 
 class NpyDataset(Dataset):
-    """Official-style: three ``np.load`` per item."""
+    """Official-style: the item's row of the split table (file name, comma-separated class names),
+    three ``np.load``, and the label vector built from the names."""
 
     def __init__(self, root: Path, ids: list[str], labels: np.ndarray):
-        self.root, self.ids, self.labels = root, ids, labels
+        self.root, self.n_classes = root, labels.shape[1]
+        names = [",".join(f"c{c}" for c in np.flatnonzero(row)) for row in labels]
+        self.table = pd.DataFrame({"filename": ids, "event_labels": names})
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        vid = self.ids[i]
+        row = self.table.loc[i, :]
+        vid = row["filename"]
         item = {role: torch.from_numpy(np.load(self.root / folder / f"{vid}.npy"))
                 for role, (folder, _) in FOLDERS.items()}
-        item["label"] = torch.from_numpy(self.labels[i])
+        label = np.zeros(self.n_classes, dtype=np.float32)
+        for name in row["event_labels"].split(","):
+            label[int(name[1:])] = 1.0
+        item["label"] = torch.from_numpy(label)
         return item
 
 
