@@ -41,36 +41,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 def synthetic_clips(folder: Path, n: int, seconds: float, size=(128, 96), fps: int = 25,
                     rate: int = 44100) -> list[Path]:
-    """Write ``n`` H.264/AAC clips like the demo's (moving square, noisy tone)."""
-    import av
+    """Write ``n`` H.264/AAC clips like the demo's (moving square, noisy tone) with the demo's
+    clip writer (:func:`avvp.synth.render.write_clip`)."""
+    from avvp.synth.render import write_clip
 
     rng = np.random.default_rng(0)
+    settings = {"fps": fps, "sample_rate": rate, "crf": 20, "audio_bitrate": 128000}
     paths = []
     for k in range(n):
+        frames = np.full((int(seconds * fps), size[1], size[0], 3), 40 + 10 * (k % 10), np.uint8)
+        for i, img in enumerate(frames):
+            x = (i * 3 + 7 * k) % (size[0] - 16)
+            img[30:46, x:x + 16] = (220, 60 + k % 150, 30)
+        t = np.arange(int(seconds * rate)) / rate
+        tone = 0.2 * np.sin(2 * np.pi * (300 + 40 * k) * t) + 0.05 * rng.standard_normal(len(t))
         path = folder / f"bench{k:07d}.mp4"
-        with av.open(str(path), "w") as out:
-            vs = out.add_stream("libx264", rate=fps)
-            vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
-            aus = out.add_stream("aac", rate=rate, layout="mono")
-            for i in range(int(seconds * fps)):
-                img = np.full((size[1], size[0], 3), 40 + 10 * (k % 10), np.uint8)
-                x = (i * 3 + 7 * k) % (size[0] - 16)
-                img[30:46, x:x + 16] = (220, 60 + k % 150, 30)
-                for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    out.mux(p)
-            for p in vs.encode():
-                out.mux(p)
-            total = int(seconds * rate)
-            t = np.arange(total) / rate
-            sig = (0.2 * np.sin(2 * np.pi * (300 + 40 * k) * t) + 0.05 * rng.standard_normal(total))
-            sig = sig.astype(np.float32)
-            for s in range(0, total, 1024):
-                fr = av.AudioFrame.from_ndarray(sig[None, s:s + 1024], format="flt", layout="mono")
-                fr.sample_rate, fr.pts = rate, s
-                for p in aus.encode(fr):
-                    out.mux(p)
-            for p in aus.encode():
-                out.mux(p)
+        write_clip(path, frames, tone[None].astype(np.float32), settings)
         paths.append(path)
     return paths
 

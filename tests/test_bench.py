@@ -55,3 +55,18 @@ def test_train_bench_rejects_bad_options(args, message):
     proc = subprocess.run([sys.executable, str(BENCH / "train.py"), *args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_extract_bench_reports_every_role():
+    out = _run("extract.py", "--n", "2", "--seconds", "3", "--repeat", "1", "--threads", "1")
+    for role in ("audio", "frame", "clip"):
+        assert re.search(rf"^{role} +\{{", out, re.M), out
+    ratio = re.search(r"^all .*wall / pure forward ([\d.]+)", out, re.M)
+    assert ratio and float(ratio[1]) >= 1.0, out
+
+
+def test_evaluate_and_refine_benches_print_their_figures():
+    out = _run("evaluate.py", "--repeats", "1")
+    assert re.search(r"evaluate_arrays .*: [\d.]+ ms", out), out
+    out = _run("refine.py", "--videos", "32", "--repeats", "1", "--threads", "1")
+    assert re.search(r"refine / epoch = [\d.]+", out), out
