@@ -36,12 +36,12 @@ All paths here are relative to the data set's results folder (``<results>/<datas
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .settings import merge_settings
 
 TAU_PATTERN = re.compile(r"^(?P<stem>baseline_c|ma)_tau(?P<tau>[0-9]+(?:\.[0-9]+)?)$")
 
@@ -171,20 +171,9 @@ def variant_settings(name: str, train_config: Mapping[str, Any] | None,
     given = check_recipes(recipes_config).get(name) or {}
     sections = []
     for section, config in zip(RECIPE_SECTIONS, (train_config, evaluate_config)):
-        merged = _overlay(config or {}, variant.recipe.get(section) or {})
-        sections.append(_overlay(merged, given.get(section) or {}))
+        merged = merge_settings(config or {}, variant.recipe.get(section) or {}, section, strict=False)
+        sections.append(merge_settings(merged, given.get(section) or {}, section, strict=False))
     return sections[0], sections[1]
-
-
-def _overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
-    """A deep copy of ``base`` with ``over`` merged in, mapping values key by key."""
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
-            out[key] = _overlay(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def train_tau(variant: Variant, default_tau: float) -> float:

@@ -69,7 +69,11 @@ def video_scores(pred_audio, pred_visual, gt_audio, gt_visual) -> dict[str, floa
     return scores
 
 
+def mean_scores(per_video: list[dict[str, float]]) -> dict[str, float]:
+    """Dataset scores from the :func:`video_scores` of every video: the mean over videos."""
+    return {m: float(np.mean([s[m] for s in per_video])) for m in METRICS}
+
+
 def reference_scores(pred_audio, pred_visual, gt_audio, gt_visual) -> dict[str, float]:
     """Dataset scores: the mean over videos of :func:`video_scores`; inputs (N, C, T) binary."""
-    per_video = [video_scores(*arrays) for arrays in zip(pred_audio, pred_visual, gt_audio, gt_visual)]
-    return {m: float(np.mean([s[m] for s in per_video])) for m in METRICS}
+    return mean_scores([video_scores(*arrays) for arrays in zip(pred_audio, pred_visual, gt_audio, gt_visual)])

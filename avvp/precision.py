@@ -3,7 +3,7 @@
 ``train.precision: bf16`` runs the model's forward pass (and so its backward pass) under
 :func:`torch.autocast` with bfloat16: matrix products take bfloat16 inputs and accumulate in
 float32, while the weights, the optimizer state and the losses stay float32. On CPUs with native
-bfloat16 arithmetic (AVX512-BF16 or AMX) and on recent GPUs this trains HAN about 1.6x faster;
+bfloat16 arithmetic (AVX512-BF16 or AMX) and on recent GPUs this trains HAN about 1.5x faster;
 elsewhere it may be slower. It is not the official arithmetic: losses differ from fp32 by about
 1e-3 and runs are not bitwise comparable with fp32 runs (they stay reproducible with each other).
 Validation, prediction and refinement always run in float32.

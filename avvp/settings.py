@@ -38,18 +38,19 @@ def parse_settings(value: str | Mapping | None) -> dict:
     return loaded
 
 
-def merge_settings(defaults: Mapping, given: Mapping, where: str = "settings") -> dict:
-    """Recursively merge ``given`` over ``defaults``; unknown keys raise a ConfigError naming them.
+def merge_settings(defaults: Mapping, given: Mapping, where: str = "settings", strict: bool = True) -> dict:
+    """Recursively merge ``given`` over a deep copy of ``defaults``, mappings key by key.
 
-    A default of ``None`` or a dict default under a key listed in ``defaults`` accepts any value.
+    With ``strict`` (the default) a key of ``given`` that ``defaults`` lacks raises a ConfigError
+    naming it; otherwise it is added. A default of ``None`` or an empty dict accepts any value.
     """
     out = copy.deepcopy(dict(defaults))
     for key, val in given.items():
-        if key not in out:
+        if strict and key not in out:
             known = ", ".join(sorted(out))
             raise ConfigError(f"unknown key '{where}.{key}' (known: {known})")
-        if isinstance(out[key], dict) and isinstance(val, Mapping) and out[key]:
-            out[key] = merge_settings(out[key], val, f"{where}.{key}")
+        if isinstance(out.get(key), dict) and isinstance(val, Mapping) and out[key]:
+            out[key] = merge_settings(out[key], val, f"{where}.{key}", strict)
         else:
             out[key] = copy.deepcopy(val)
     return out

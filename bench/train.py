@@ -45,9 +45,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from avvp.data import Features, SplitData
-from avvp.losses import training_loss
+from avvp.losses import training_loss, visual_smoothing
 from avvp.metrics import METRICS
-from avvp.metrics_reference import video_scores
+from avvp.metrics_reference import mean_scores, video_scores
 from avvp.model import HAN, OFFICIAL_DIMS
 from avvp.seeding import epoch_order
 from avvp.train import TRAIN_DEFAULTS, make_optimizer, run_epoch, validate
@@ -239,7 +239,7 @@ class OfficialLoop(Loop):
                 gt_a, gt_v = (truth_matrix(table[table["filename"] == vid], self.args.classes)
                               for table in (d["dense"]["audio"], d["dense"]["visual"]))
                 scores.append(video_scores(pred_a, pred_v, gt_a, gt_v))
-        return {m: float(np.mean([s[m] for s in scores])) for m in METRICS}
+        return mean_scores(scores)
 
 
 class AvvpLoop(Loop):
@@ -250,7 +250,7 @@ class AvvpLoop(Loop):
         self.args, self.data, self.precision = args, data, precision
         self.contrastive = CONTRASTIVE if args.contrastive else None
         y = torch.from_numpy(data["train_labels"]).to(self.device)
-        self.targets = (y, y, y, 0.9 * y + 0.05)
+        self.targets = (y, y, y, visual_smoothing(y))
 
     def _train(self, begin: int, step: int) -> float:
         part = self.data["order"][begin:begin + step]

@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="parsed", help="output folder (default: parsed)")
     p.add_argument("--settings", default=None,
                    help="parse settings (inline JSON or a YAML/JSON file): gate (ma|han), "
-                   "threshold, device, batch_size, timeline")
+                   "threshold, device, batch_size, window, timeline")
     p.add_argument("--gate", choices=("ma", "han"), default=None,
                    help="video-level gate of the binarisation (overrides the settings; default ma)")
     p.add_argument("--features", default=None,
