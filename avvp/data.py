@@ -27,6 +27,8 @@ from .annotations import EVENT_COLUMNS, Annotations
 from .classes import CLASSES_FILE, LLP_CLASSES, load_classes
 from .errors import InputError
 from .losses import modality_targets
+from .refine.table import modality_targets as table_targets
+from .refine.table import read_table as read_label_table
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +231,8 @@ def build_targets(weak: np.ndarray, video_ids: Sequence[str], classes: Sequence[
     weak = np.asarray(weak, dtype=np.float32)
     audio = visual = glob = None
     if labels is not None:
-        from . import refine
-
-        table = refine.read_table(labels)
-        m = refine.modality_targets(table, list(video_ids), list(classes), source=labels)
+        table = read_label_table(labels)
+        m = table_targets(table, list(video_ids), list(classes), source=labels)
         listed = m["weak"] > 0
         extra = listed & (weak <= 0)
         if extra.any():

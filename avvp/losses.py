@@ -8,6 +8,13 @@ overrides the per-modality targets (:func:`modality_targets`).
 Contrastive: post-HAN audio segment t against the pre-HAN visual segments of the same video,
 L2-normalised, cosine / τ, cross entropy to j = t with label smoothing ε spread over the other
 T − 1 segments (0.9 on the target, 0.1/9 on each other for T = 10).
+
+JoMoLD's contrastive term (jomold.md §3.4) differs in two points, both options of
+:func:`contrastive_loss`: the visual features are taken **after** the HAN layer (``visual:
+post``), and the loss is ``−log Σ_j q_j σ_j``, the log of the smoothed target mass (``loss: nce``,
+:func:`smoothed_nce`), not the smoothed cross entropy ``−Σ_j q_j log σ_j`` (``loss: ce``). Its
+stage-3 loss also weighs the audio term twice (§6.1): :func:`training_loss` takes per-term
+``weights``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,12 @@ from .model import HANOutput
 EPS = 1e-7
 VISUAL_SCALE, VISUAL_SHIFT = 0.9, 0.05
 NEGATIVES = ("video", "batch")
+#: Which visual features the contrastive loss reads: pre-HAN (MA) or post-HAN (JoMoLD).
+CONTRASTIVE_VISUAL = ("pre", "post")
+#: The contrastive loss form: smoothed cross entropy (MA) or JoMoLD's log of the smoothed mass.
+CONTRASTIVE_LOSSES = ("ce", "nce")
+#: The BCE terms :func:`training_loss` may weigh.
+LOSS_TERMS = ("global", "audio", "visual")
 
 
 def visual_smoothing(y):
@@ -99,6 +112,12 @@ def bce_terms(out: HANOutput, y: torch.Tensor, y_audio: torch.Tensor | None = No
             clamped_bce(out.v_prob, y_visual))
 
 
+def _smoothed_target(logp: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """``q``: ``1 - smoothing`` on the target and ``smoothing / (K - 1)`` on each other class."""
+    q = torch.full_like(logp, smoothing / (logp.shape[-1] - 1))
+    return q.scatter_(-1, target[:, None], 1.0 - smoothing)
+
+
 def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
     """Cross entropy with ``1 - smoothing`` on the target and ``smoothing / (K - 1)`` on each other class.
 
@@ -108,29 +127,47 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
     logp = torch.log_softmax(logits, dim=-1)
     if k == 1 or smoothing == 0:
         return -logp.gather(-1, target[:, None]).mean()
-    q = torch.full_like(logp, smoothing / (k - 1))
-    q.scatter_(-1, target[:, None], 1.0 - smoothing)
+    q = _smoothed_target(logp, target, smoothing)
     return -(q * logp).sum(dim=-1).mean()
 
 
+def smoothed_nce(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """JoMoLD's ``LabelSmoothingNCELoss`` (jomold.md §3.4): ``−mean_rows log Σ_j q_j σ_j``.
+
+    σ = softmax over the K columns, q as in :func:`smoothed_cross_entropy`. The log of the smoothed
+    target mass, computed as ``logsumexp(log σ + log q)``; by Jensen it is at most the smoothed
+    cross entropy of the same logits, and equal to it without smoothing.
+    """
+    k = logits.shape[-1]
+    logp = torch.log_softmax(logits, dim=-1)
+    if k == 1 or smoothing == 0:
+        return -logp.gather(-1, target[:, None]).mean()
+    q = _smoothed_target(logp, target, smoothing)
+    return -torch.logsumexp(logp + torch.log(q), dim=-1).mean()
+
+
 def contrastive_loss(a_feat: torch.Tensor, v_feat: torch.Tensor, tau: float = 0.2, smoothing: float = 0.1,
-                     negatives: str = "video", symmetric: bool = False) -> torch.Tensor:
-    """MA's segment-level audio-visual contrastive loss.
+                     negatives: str = "video", symmetric: bool = False, loss: str = "ce") -> torch.Tensor:
+    """The segment-level audio-visual contrastive loss of MA (and, with ``loss="nce"``, JoMoLD's).
 
     Args:
-        a_feat: (B, T, d) audio features (post-HAN in the official loss).
-        v_feat: (B, T, d) visual features (pre-HAN in the official loss).
+        a_feat: (B, T, d) audio features (post-HAN in the official losses).
+        v_feat: (B, T, d) visual features (pre-HAN in MA's loss, post-HAN in JoMoLD's).
         tau: temperature.
         smoothing: label smoothing ε (0.1 official).
         negatives: "video" (official: the other segments of the same video) or "batch" (every
             other segment of every video in the batch).
         symmetric: also add the visual→audio direction and average the two.
+        loss: "ce" (MA: :func:`smoothed_cross_entropy`) or "nce" (JoMoLD: :func:`smoothed_nce`).
 
     Returns:
         The scalar loss.
     """
     if negatives not in NEGATIVES:
         raise ValueError(f"contrastive negatives = {negatives!r} (known: {', '.join(NEGATIVES)})")
+    if loss not in CONTRASTIVE_LOSSES:
+        raise ValueError(f"contrastive loss = {loss!r} (known: {', '.join(CONTRASTIVE_LOSSES)})")
+    form = smoothed_cross_entropy if loss == "ce" else smoothed_nce
     b, t, _ = a_feat.shape
     a = F.normalize(a_feat, dim=-1)
     v = F.normalize(v_feat, dim=-1)
@@ -144,15 +181,15 @@ def contrastive_loss(a_feat: torch.Tensor, v_feat: torch.Tensor, tau: float = 0.
         logits = flat_a @ flat_v.T / tau
         target = torch.arange(b * t, device=a.device)
         logits_t = logits.T
-    loss = smoothed_cross_entropy(logits, target, smoothing)
+    value = form(logits, target, smoothing)
     if symmetric:
-        loss = 0.5 * (loss + smoothed_cross_entropy(logits_t, target, smoothing))
-    return loss
+        value = 0.5 * (value + form(logits_t, target, smoothing))
+    return value
 
 
 def training_loss(out: HANOutput, y: torch.Tensor, y_global: torch.Tensor | None = None,
                   y_audio: torch.Tensor | None = None, y_visual: torch.Tensor | None = None,
-                  contrastive: dict | None = None) -> LossTerms:
+                  contrastive: dict | None = None, weights: dict | None = None) -> LossTerms:
     """The full training loss of one batch.
 
     Args:
@@ -160,15 +197,28 @@ def training_loss(out: HANOutput, y: torch.Tensor, y_global: torch.Tensor | None
         y: weak labels (B, C).
         y_global, y_audio, y_visual: target overrides (see :func:`bce_terms`).
         contrastive: None or a dict with ``weight``, ``tau``, ``smoothing``, optionally
-            ``negatives`` and ``symmetric``; adds ``weight · contrastive_loss``.
+            ``negatives``, ``symmetric``, ``visual`` (``pre``: MA, ``post``: JoMoLD) and ``loss``
+            (``ce``: MA, ``nce``: JoMoLD); adds ``weight · contrastive_loss``.
+        weights: weights of the ``global``, ``audio`` and ``visual`` BCE terms (default 1 each;
+            JoMoLD's stage 3 weighs audio 2, jomold.md §6.1). A weight of 1 multiplies nothing,
+            so the default loss is bit for bit the plain sum.
     """
     g, a, v = bce_terms(out, y, y_audio, y_visual, y_global)
-    total = g + a + v
+    total = None
+    for term, value in zip(LOSS_TERMS, (g, a, v)):
+        w = float((weights or {}).get(term, 1.0))
+        value = value if w == 1.0 else w * value
+        total = value if total is None else total + value
     c = None
     if contrastive is not None:
-        c = contrastive_loss(out.a_feat, out.v_feat_pre, tau=contrastive.get("tau", 0.2),
+        visual = contrastive.get("visual", "pre")
+        if visual not in CONTRASTIVE_VISUAL:
+            raise ValueError(f"contrastive visual = {visual!r} (known: {', '.join(CONTRASTIVE_VISUAL)})")
+        v_feat = out.v_feat_pre if visual == "pre" else out.v_feat
+        c = contrastive_loss(out.a_feat, v_feat, tau=contrastive.get("tau", 0.2),
                              smoothing=contrastive.get("smoothing", 0.1),
                              negatives=contrastive.get("negatives", "video"),
-                             symmetric=contrastive.get("symmetric", False))
+                             symmetric=contrastive.get("symmetric", False),
+                             loss=contrastive.get("loss", "ce"))
         total = total + contrastive.get("weight", 1.0) * c
     return LossTerms(total, g, a, v, c)

@@ -5,6 +5,13 @@ model has exactly 4,569,675 parameters (the official ``MMIL_Net`` also builds de
 :mod:`avvp.checkpoint` for loading its state dicts). One HAN layer (one set of weights) serves
 both modalities, and both calls read the original embeddings. There is no positional encoding,
 so the model works for any number of segments T.
+
+JoMoLD (jomold.md §3) uses the same modules with two switches, both off for HAN and MA:
+``cross_attention`` (the ``with_ca`` switch of §3.2: without it, the HAN layer skips its
+cross-modal attention, so the audio probabilities depend on the audio input alone and the visual
+ones on the visual inputs alone; :meth:`HAN.forward` also takes it per call) and
+``visual_dropout`` (§3.3: dropout on the post-HAN visual features before the heads, in training
+only). Neither adds a parameter, so a JoMoLD state dict loads into this model unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ class HANConfig:
             (buffers set by :meth:`HAN.set_input_stats` from the training features). Not in the
             official model (False); for features whose scale is far from the official ones, such
             as those of randomly initialised extractors.
+        cross_attention: the default of :meth:`HAN.forward`'s ``with_ca`` (True: HAN, MA,
+            JoMoLD's final model; False: JoMoLD's noise estimator, jomold.md §3.2, §4).
+        visual_dropout: dropout probability on the post-HAN visual features before the heads
+            (0: HAN, MA; 0.5: JoMoLD, jomold.md §3.3).
     """
 
     audio_dim: int = 128
@@ -45,16 +56,18 @@ class HANConfig:
     dim_feedforward: int = 512
     dropout: float = 0.1
     standardize: bool = False
+    cross_attention: bool = True
+    visual_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "standardize":
+            if f.name in ("standardize", "cross_attention"):
                 if not isinstance(value, bool):
-                    raise ValueError(f"model standardize = {value!r} must be true or false")
-            elif f.name == "dropout":
+                    raise ValueError(f"model {f.name} = {value!r} must be true or false")
+            elif f.name in ("dropout", "visual_dropout"):
                 if not 0.0 <= float(value) < 1.0:
-                    raise ValueError(f"model dropout = {value!r} must be in [0, 1)")
+                    raise ValueError(f"model {f.name} = {value!r} must be in [0, 1)")
             elif int(value) < 1:
                 raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
         if self.d_model % self.nhead:
@@ -75,6 +88,8 @@ class HANOutput:
         frame_prob: (B, T, 2, C) segment probabilities; axis 2: 0 = audio, 1 = visual.
         a_feat: (B, T, d) audio features after the HAN layer.
         v_feat_pre: (B, T, d) visual features before the HAN layer (the fc_fusion output).
+        v_feat: (B, T, d) visual features after the HAN layer, before the visual dropout
+            (JoMoLD's contrastive term, jomold.md §3.4).
     """
 
     global_prob: torch.Tensor
@@ -83,10 +98,12 @@ class HANOutput:
     frame_prob: torch.Tensor
     a_feat: torch.Tensor
     v_feat_pre: torch.Tensor
+    v_feat: torch.Tensor | None = None
 
     def float(self) -> "HANOutput":
         """The same output in float32 (after a bfloat16 autocast forward pass)."""
-        return HANOutput(*(getattr(self, f.name).float() for f in fields(self)))
+        return HANOutput(*(None if getattr(self, f.name) is None else getattr(self, f.name).float()
+                           for f in fields(self)))
 
 
 class HANLayer(nn.Module):
@@ -110,11 +127,16 @@ class HANLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
-    def forward(self, query: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """Attend from ``query`` (B, T, d) to itself and to the other modality ``other`` (B, T', d)."""
-        cross = self.cm_attn(query, other, other, need_weights=False)[0]
-        self_ = self.self_attn(query, query, query, need_weights=False)[0]
-        h = self.norm1(query + self.dropout11(cross) + self.dropout12(self_))
+    def forward(self, query: torch.Tensor, other: torch.Tensor, with_ca: bool = True) -> torch.Tensor:
+        """Attend from ``query`` (B, T, d) to itself and (``with_ca``) to the other modality
+        ``other`` (B, T', d). Without cross-attention: ``h = LN1(q + self(q))`` (jomold.md §3.2)."""
+        if with_ca:
+            cross = self.cm_attn(query, other, other, need_weights=False)[0]
+            self_ = self.self_attn(query, query, query, need_weights=False)[0]
+            h = self.norm1(query + self.dropout11(cross) + self.dropout12(self_))
+        else:
+            self_ = self.self_attn(query, query, query, need_weights=False)[0]
+            h = self.norm1(query + self.dropout12(self_))
         ffn = self.linear2(self.dropout1(F.relu(self.linear1(h))))
         return self.norm2(h + self.dropout2(ffn))
 
@@ -124,17 +146,18 @@ class HAN(nn.Module):
 
     Args:
         audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead, dim_feedforward, dropout,
-            standardize: see :class:`HANConfig`.
+            standardize, cross_attention, visual_dropout: see :class:`HANConfig`.
     """
 
     ROLES = ("audio", "frame", "clip")
 
     def __init__(self, audio_dim: int = 128, frame_dim: int = 2048, clip_dim: int = 512,
                  n_classes: int = 25, d_model: int = 512, nhead: int = 1,
-                 dim_feedforward: int = 512, dropout: float = 0.1, standardize: bool = False):
+                 dim_feedforward: int = 512, dropout: float = 0.1, standardize: bool = False,
+                 cross_attention: bool = True, visual_dropout: float = 0.0):
         super().__init__()
         self.config = HANConfig(audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead,
-                                dim_feedforward, dropout, standardize)
+                                dim_feedforward, dropout, standardize, cross_attention, visual_dropout)
         # Construction order as in the official model (it decides the default initialisation).
         self.fc_prob = nn.Linear(d_model, n_classes)
         self.fc_frame_att = nn.Linear(d_model, n_classes)
@@ -144,6 +167,8 @@ class HAN(nn.Module):
         self.fc_st = nn.Linear(clip_dim, d_model)
         self.fc_fusion = nn.Linear(2 * d_model, d_model)
         self.han = HANLayer(d_model, nhead, dim_feedforward, dropout)
+        if visual_dropout > 0:  # JoMoLD's Dropout(0.5) (no parameters; HAN and MA build none)
+            self.dropout = nn.Dropout(visual_dropout)
         if standardize:  # buffers, not parameters: the parameter count stays the official one
             for role, dim in zip(self.ROLES, (audio_dim, frame_dim, clip_dim)):
                 self.register_buffer(f"{role}_mean", torch.zeros(dim))
@@ -176,7 +201,8 @@ class HAN(nn.Module):
             config = HANConfig(**config)
         return cls(**config.to_dict())
 
-    def forward(self, audio: torch.Tensor, frame: torch.Tensor, clip: torch.Tensor) -> HANOutput:
+    def forward(self, audio: torch.Tensor, frame: torch.Tensor, clip: torch.Tensor,
+                with_ca: bool | None = None) -> HANOutput:
         """Run the model.
 
         Args:
@@ -184,6 +210,7 @@ class HAN(nn.Module):
             frame: (B, T, frame_dim), already pooled to one row per segment; an input with k·T
                 rows (the official 8 frames per segment) is pooled here after ``fc_v``.
             clip: (B, T, clip_dim).
+            with_ca: use the cross-modal attention (None: ``config.cross_attention``).
 
         Returns:
             :class:`HANOutput`.
@@ -201,9 +228,11 @@ class HAN(nn.Module):
         x_v = self.fc_fusion(torch.cat([v, self.fc_st(clip)], dim=-1))
 
         # One call for both modalities (the same layer): a' = L(x_a, x_v), v' = L(x_v, x_a).
-        han = self.han(torch.cat([x_a, x_v]), torch.cat([x_v, x_a]))
+        with_ca = self.config.cross_attention if with_ca is None else with_ca
+        han = self.han(torch.cat([x_a, x_v]), torch.cat([x_v, x_a]), with_ca)
         a_han, v_han = han[:b], han[b:]
-        x = torch.stack([a_han, v_han], dim=2)  # (B, T, 2, d)
+        v_heads = self.dropout(v_han) if self.config.visual_dropout > 0 else v_han
+        x = torch.stack([a_han, v_heads], dim=2)  # (B, T, 2, d)
 
         frame_prob = torch.sigmoid(self.fc_prob(x))  # (B, T, 2, C)
         time_att = torch.softmax(self.fc_frame_att(x), dim=1)
@@ -212,7 +241,7 @@ class HAN(nn.Module):
         global_prob = (modality_att * pooled).sum(dim=2).sum(dim=1)
         a_prob = pooled[:, :, 0].sum(dim=1)
         v_prob = pooled[:, :, 1].sum(dim=1)
-        return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_han, x_v)
+        return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_han, x_v, v_han)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,7 +3,12 @@
 Recipe: Adam (lr 3e-4), StepLR(10, 0.1) stepped once per epoch, batch 16, the three BCE terms
 (:mod:`avvp.losses`), optionally MA's contrastive loss. HAN: 40 epochs, keep the epoch with the best
 validation segment-level Type@AV (ties go to the later epoch; ``select: best``). MA: 12 epochs,
-keep the last (``select: last``).
+keep the last (``select: last``). JoMoLD (jomold.md §7, the ``jomold*`` variants' recipe):
+Adam 5e-4, StepLR(6, 0.25), batch 128, 25 epochs, the best validation *event-level audio* F1
+(``select_metric: event_audio``), loss weights 2/1/1 (``loss_weights``) and dynamic label
+denoising (``denoise``): a hook object (:mod:`avvp.refine`, e.g.
+:class:`avvp.refine.jomold.JointModalDenoiser`) that :func:`run_epoch` asks for each batch's
+audio and visual targets; its drops go to ``drops.parquet`` beside the model.
 
 Reproducibility: Python, NumPy and torch are seeded and torch uses deterministic algorithms; the
 data order of an epoch is a function of (seed, epoch) only. After every epoch the whole state
@@ -38,18 +43,20 @@ from .checkpoint import load_torch, save_model, save_torch
 from .data import SplitData, Targets, build_targets, load_annotations, load_split
 from .device import resolve_device
 from .errors import ConfigError
-from .losses import NEGATIVES, training_loss
-from .metrics import GATES, evaluate_arrays, segment_type_at_av
+from .losses import CONTRASTIVE_LOSSES, CONTRASTIVE_VISUAL, LOSS_TERMS, NEGATIVES, training_loss
+from .metrics import GATES, METRICS, evaluate_arrays, segment_type_at_av
 from .model import HAN, HANConfig
 from .precision import PRECISIONS, autocast
 from .predict import predict_arrays
+from .refine.jomold import denoise_settings
+from .refine.ratios import NoiseRatios, read_ratios
 from .seeding import deterministic_algorithms, epoch_order, rng_state, seed_everything, set_rng_state
 from .settings import merge_settings
 
 log = logging.getLogger(__name__)
 
 MODEL_DEFAULTS: dict[str, Any] = {"d_model": 512, "nhead": 1, "dim_feedforward": 512, "dropout": 0.1,
-                                  "standardize": False}
+                                  "standardize": False, "cross_attention": True, "visual_dropout": 0.0}
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 12,               # 40 for the HAN recipe, 12 for MA
     "batch_size": 16,
@@ -57,6 +64,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "step_size": 10,
     "gamma": 0.1,
     "select": "last",           # last (MA) | best (HAN: best val segment-level Type@AV, ties to later)
+    "select_metric": "segment_type",  # the validation metric of select: best (JoMoLD: event_audio)
     "seeds": [1],               # the workflow's seed list; a run's seed is given with --seed
     "device": "auto",
     "gate": "ma",               # video-level gate of the per-epoch validation (han | ma)
@@ -72,10 +80,20 @@ TRAIN_DEFAULTS: dict[str, Any] = {
         "smoothing": 0.1,
         "negatives": "video",   # video (official: other segments of the same video) | batch
         "symmetric": False,     # also the visual -> audio direction
+        "visual": "pre",        # pre (MA: pre-HAN visual features) | post (JoMoLD: post-HAN)
+        "loss": "ce",           # ce (MA: smoothed cross entropy) | nce (JoMoLD: -log of the smoothed mass)
+    },
+    "loss_weights": {"global": 1.0, "audio": 1.0, "visual": 1.0},  # JoMoLD stage 3: audio 2
+    "denoise": {                # dynamic label denoising (avvp.refine): needs a noise-ratio file
+        "method": "none",       # none | jomold
+        "schedule": "coded",    # coded (official: nothing in epoch 1, full ratios after) | linear
+        "warm_up_epoch": 0.9,
     },
 }
 SELECT = ("last", "best")
 CHECKPOINT = "checkpoints/last.pt"
+#: The drop record of dynamic label denoising, beside the model file.
+DROPS = "drops.parquet"
 STATE_FORMAT = "avvp-train-state"
 #: Columns of history.parquet drawn in curve.png (besides the losses).
 CURVE_METRICS = ("val_segment_audio", "val_segment_visual", "val_segment_av", "val_segment_type",
@@ -109,7 +127,13 @@ def train_settings(given: Mapping[str, Any] | None = None) -> dict:
     _check("train.contrastive.weight", c["weight"], float, 0.0)
     _check("train.contrastive.tau", c["tau"], float, 0.0, open_low=True)
     _check("train.contrastive.smoothing", c["smoothing"], float, 0.0, 1.0, open_high=True)
+    for term in LOSS_TERMS:
+        _check(f"train.loss_weights.{term}", t["loss_weights"][term], float, 0.0)
     _choice("train.select", t["select"], SELECT)
+    _choice("train.select_metric", t["select_metric"], METRICS)
+    _choice("train.contrastive.visual", c["visual"], CONTRASTIVE_VISUAL)
+    _choice("train.contrastive.loss", c["loss"], CONTRASTIVE_LOSSES)
+    denoise_settings(t["denoise"])
     _choice("train.gate", t["gate"], GATES)
     _choice("train.contrastive.negatives", c["negatives"], NEGATIVES)
     _choice("train.precision", t["precision"], PRECISIONS)
@@ -152,7 +176,8 @@ class TrainResult:
         model: the selected model (CPU, eval mode).
         history: one row per epoch.
         epoch: the selected epoch (1-based).
-        score: its validation segment-level Type@AV (NaN without validation).
+        score: its validation score: ``train.select_metric`` (segment-level Type@AV by default;
+            NaN without validation).
     """
 
     model: HAN
@@ -162,7 +187,7 @@ class TrainResult:
 
 
 def _fingerprint(settings: Mapping, seed: int, train: SplitData, targets: Targets,
-                 val: SplitData | None) -> str:
+                 val: SplitData | None, extra: bytes = b"") -> str:
     """Identity of a run: settings (minus the device), seed, videos, targets, feature stores and sums."""
     h = hashlib.sha256()
     s = copy.deepcopy(dict(settings))
@@ -179,6 +204,7 @@ def _fingerprint(settings: Mapping, seed: int, train: SplitData, targets: Target
         h.update(t.numpy().tobytes())
     if val is not None:
         h.update("\n".join(val.features.video_ids).encode())
+    h.update(extra)
     return h.hexdigest()
 
 
@@ -202,8 +228,8 @@ def make_optimizer(model: HAN, lr: float) -> torch.optim.Adam:
 
 def train_model(train: SplitData, targets: Targets, val: SplitData | None, classes: list[str],
                 settings: Mapping[str, Any], out: str | Path, seed: int = 1, resume: bool = True,
-                progress: bool = True, hook: Hook | None = None, meta: Mapping[str, Any] | None = None
-                ) -> TrainResult:
+                progress: bool = True, hook: Hook | None = None, meta: Mapping[str, Any] | None = None,
+                ratios: NoiseRatios | None = None) -> TrainResult:
     """Train a HAN and write ``out`` (model.pt), ``history.parquet``, ``curve.png`` beside it.
 
     Args:
@@ -219,6 +245,7 @@ def train_model(train: SplitData, targets: Targets, val: SplitData | None, class
         hook: called as ``hook(event, epoch, step)`` after every optimizer step (event "batch")
             and after every epoch's checkpoint is written (event "epoch"); for tests.
         meta: extra information stored in the model file.
+        ratios: the noise ratios of a dynamic label-denoising method (``train.denoise.method``).
 
     Returns:
         The :class:`TrainResult`.
@@ -226,13 +253,27 @@ def train_model(train: SplitData, targets: Targets, val: SplitData | None, class
     s = train_settings(settings)
     if s["train"]["select"] == "best" and val is None:
         raise ConfigError("train.select = 'best' needs validation videos, and there are none")
+    denoiser = make_denoiser(s["train"]["denoise"], ratios, len(classes))
     with deterministic_algorithms(s["train"]["deterministic"]):
-        return _train(train, targets, val, classes, s, Path(out), seed, resume, progress, hook, meta)
+        return _train(train, targets, val, classes, s, Path(out), seed, resume, progress, hook, meta, denoiser)
+
+
+def make_denoiser(denoise: Mapping[str, Any], ratios: NoiseRatios | None, n_classes: int):
+    """The dynamic label-denoising hook of ``train.denoise`` (None for ``method: none``)."""
+    from .refine import get_method
+
+    if denoise["method"] == "none":
+        if ratios is not None:
+            raise ConfigError("noise ratios were given, but train.denoise.method is 'none'")
+        return None
+    if ratios is None:
+        raise ConfigError(f"train.denoise.method = {denoise['method']!r} needs a noise-ratio file (--ratios)")
+    return get_method(denoise["method"], "dynamic").load()(ratios, n_classes, denoise)
 
 
 def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: list[str], s: dict,
            out: Path, seed: int, resume: bool, progress: bool, hook: Hook | None,
-           meta: Mapping[str, Any] | None) -> TrainResult:
+           meta: Mapping[str, Any] | None, denoiser=None) -> TrainResult:
     t = s["train"]
     ckpt_path = out.parent / CHECKPOINT
     seed_everything(seed)
@@ -244,7 +285,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     model = model.to(device)
     optimizer = make_optimizer(model, t["lr"])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["step_size"], gamma=t["gamma"])
-    fingerprint = _fingerprint(s, seed, train, targets, val)
+    fingerprint = _fingerprint(s, seed, train, targets, val, b"" if denoiser is None else denoiser.fingerprint())
     history: list[dict] = []
     best: dict | None = None
     start = 0
@@ -258,6 +299,8 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
             scheduler.load_state_dict(state["scheduler"])
             history, best, start = list(state["history"]), state["best"], int(state["epoch"])
             set_rng_state(state["rng"])
+            if denoiser is not None:
+                denoiser.load_state(state["denoiser"])
             log.info("resuming from %s after epoch %d", ckpt_path, start)
         else:
             log.warning("%s belongs to another run (settings, seed or data differ); starting afresh", ckpt_path)
@@ -275,19 +318,22 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
         batch_hook = None if hook is None else (lambda step, e=epoch + 1: hook("batch", e, step))
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
         row.update(run_epoch(model, optimizer, (audio, frame, clip), (weak, y_g, y_a, y_v), order, bs,
-                             contrastive, progress, f"epoch {epoch + 1}", batch_hook, t["precision"]))
+                             contrastive, progress, f"epoch {epoch + 1}", batch_hook, t["precision"],
+                             t["loss_weights"], denoiser, epoch + 1))
         scheduler.step()
         if val is not None:
             row.update(validate(model, val, t, device))
         row["seconds"] = time.perf_counter() - tic
         history.append(row)
-        if t["select"] == "best" and (best is None or row["val_segment_type"] >= best["score"]):
-            best = {"epoch": epoch + 1, "score": float(row["val_segment_type"]),
+        metric = f"val_{t['select_metric']}"
+        if t["select"] == "best" and (best is None or row[metric] >= best["score"]):
+            best = {"epoch": epoch + 1, "score": float(row[metric]),
                     "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         save_torch(ckpt_path, {
             "format": STATE_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
+            "denoiser": None if denoiser is None else denoiser.state(),
         })
         write_parquet(out.parent / "history.parquet", pd.DataFrame(history))
         epochs.set_postfix(_postfix(row))
@@ -296,13 +342,18 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
         if hook is not None:
             hook("epoch", epoch + 1, -1)
 
-    return _finish(model, history, best, s, classes, out, seed, meta)
+    result = _finish(model, history, best, s, classes, out, seed, meta)
+    if denoiser is not None:
+        denoiser.write(out.parent / DROPS, train.features.video_ids, classes)
+    return result
 
 
 def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torch.Tensor, ...],
               targets: tuple[torch.Tensor, ...], order: torch.Tensor, batch_size: int,
               contrastive: Mapping[str, Any] | None = None, progress: bool = False, desc: str = "epoch",
-              hook: Callable[[int], None] | None = None, precision: str = "fp32") -> dict[str, float]:
+              hook: Callable[[int], None] | None = None, precision: str = "fp32",
+              loss_weights: Mapping[str, float] | None = None, denoiser=None, epoch: int = 1
+              ) -> dict[str, float]:
     """One training epoch over in-memory tensors, batches taken by indexing in ``order``.
 
     Args:
@@ -317,9 +368,15 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
         hook: called with the step number after every optimizer step.
         precision: ``fp32`` or ``bf16`` (the forward pass under bfloat16 autocast; the losses are
             computed in float32), see :mod:`avvp.precision`.
+        loss_weights: weights of the global, audio and visual BCE terms (default 1 each).
+        denoiser: a dynamic label-denoising hook (:mod:`avvp.refine`), or None. Before every
+            step it gets the batch and returns the audio and visual targets to train on; the
+            global target is never passed to it.
+        epoch: this epoch's number (1-based), for the denoiser's schedule.
 
     Returns:
-        The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...).
+        The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...),
+        and the denoiser's epoch summary.
     """
     audio, frame, clip = features
     weak, y_g, y_a, y_v = targets
@@ -328,13 +385,19 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
     n = len(order)
     sums: dict[str, float] = {}
     batches = tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False, disable=not progress)
+    if denoiser is not None:
+        denoiser.start_epoch(epoch, len(batches))
     for step, begin in enumerate(batches):
         idx = order[begin:begin + batch_size]
+        t_a, t_v = y_a[idx], y_v[idx]
+        if denoiser is not None:
+            t_a, t_v = denoiser(model, (audio[idx], frame[idx], clip[idx]), idx, weak[idx], t_a, t_v, step,
+                                precision)
         with autocast(device, precision):
             output = model(audio[idx], frame[idx], clip[idx])
         if precision != "fp32":
             output = output.float()
-        terms = training_loss(output, weak[idx], y_g[idx], y_a[idx], y_v[idx], contrastive)
+        terms = training_loss(output, weak[idx], y_g[idx], t_a, t_v, contrastive, loss_weights)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         optimizer.step()
@@ -342,7 +405,10 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
             sums[key] = sums.get(key, 0.0) + value * len(idx)
         if hook is not None:
             hook(step)
-    return {k: v / n for k, v in sums.items()}
+    out = {k: v / n for k, v in sums.items()}
+    if denoiser is not None:
+        out.update(denoiser.end_epoch())
+    return out
 
 
 def validate(model: HAN, val: SplitData, t: Mapping[str, Any], device: torch.device) -> dict[str, float]:
@@ -363,20 +429,23 @@ def _postfix(row: Mapping[str, Any]) -> dict[str, float]:
 def _finish(model: HAN, history: list[dict], best: dict | None, s: Mapping, classes: list[str],
             out: Path, seed: int, meta: Mapping[str, Any] | None) -> TrainResult:
     model = model.cpu()
+    metric = s["train"]["select_metric"]
     if s["train"]["select"] == "best" and best is not None:
         model.load_state_dict(best["state_dict"])
         epoch, score = int(best["epoch"]), float(best["score"])
     else:
         epoch = int(history[-1]["epoch"]) if history else 0
-        score = float(history[-1].get("val_segment_type", float("nan"))) if history else float("nan")
+        score = float(history[-1].get(f"val_{metric}", float("nan"))) if history else float("nan")
     model.eval()
     frame = pd.DataFrame(history)
+    type_av = float(history[epoch - 1].get("val_segment_type", float("nan"))) if epoch else float("nan")
     info = {"settings": s, "seed": seed, "epoch": epoch, "select": s["train"]["select"],
-            "val_segment_type": score, "avvp_version": __version__, **_plain(meta or {})}
+            "select_metric": metric, "val_score": score, "val_segment_type": type_av,
+            "avvp_version": __version__, **_plain(meta or {})}
     save_model(out, model, classes, info)
     write_parquet(out.parent / "history.parquet", frame)
     write_curve(frame, out.parent / "curve.png", title=f"{out.parent.parent.name} seed {seed}")
-    log.info("selected epoch %d (val segment Type@AV %.4f) -> %s", epoch, score, out)
+    log.info("selected epoch %d (val %s %.4f) -> %s", epoch, metric, score, out)
     return TrainResult(model, frame, epoch, score)
 
 
@@ -403,7 +472,7 @@ def write_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
 def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path,
                  settings: Mapping[str, Any] | None = None, seed: int = 1, labels: str | Path | None = None,
                  annotations: str | Path | None = None, resume: bool = True, progress: bool = True,
-                 hook: Hook | None = None) -> TrainResult:
+                 hook: Hook | None = None, ratios: str | Path | None = None) -> TrainResult:
     """Load the data named by a manifest and a features folder, then :func:`train_model`.
 
     Args:
@@ -413,11 +482,14 @@ def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path
         settings: ``{"model": ..., "train": ...}``.
         seed: the run's seed.
         labels: refined-labels Parquet (``avvp refine``), or None for the weak labels.
+        ratios: noise ratios (``ratios.parquet`` of ``avvp noise-ratios`` or an official
+            ``noise_ratios.npz``) for dynamic label denoising (``train.denoise.method``).
         annotations: annotation folder (for ``classes.txt``), optional.
         resume, progress, hook: see :func:`train_model`.
     """
     s = train_settings(settings)
     ann = load_annotations(manifest, annotations)
+    noise = None if ratios is None else read_ratios(ratios, ann.classes)
     train = load_split(features_dir, ann, "train", truth=False, progress=progress)
     val = None
     if len(ann.split("val")):
@@ -427,5 +499,7 @@ def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path
     targets = build_targets(train.weak, train.features.video_ids, ann.classes, labels,
                             s["train"]["alias_global"])
     meta = {"labels": None if labels is None else str(labels), "n_train": len(train.features),
-            "n_val": 0 if val is None else len(val.features), "features": train.features.attrs}
-    return train_model(train, targets, val, list(ann.classes), s, out, seed, resume, progress, hook, meta)
+            "n_val": 0 if val is None else len(val.features), "features": train.features.attrs,
+            "ratios": None if ratios is None else str(ratios)}
+    return train_model(train, targets, val, list(ann.classes), s, out, seed, resume, progress, hook, meta,
+                       noise)

@@ -1,4 +1,5 @@
-"""MA label refinement: partners, passes, thresholds, drop rules, the table and the official pkl."""
+"""MA label refinement (the static member of avvp.refine): partners, passes, thresholds, drop rules,
+the shared table, the official pkl and the quality report."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from avvp import refine as R
-from avvp import refine_quality as Q
+from avvp.refine import exchange as R
+from avvp.refine import official as O
+from avvp.refine import quality as Q
+from avvp.refine import table as T
 from avvp.errors import ConfigError, InputError
 
 CLASSES = ["a", "b", "c"]
@@ -285,7 +288,7 @@ def _result_with_drops():
 def test_table_round_trips_through_the_official_pkl(tmp_path):
     ids, classes, labels, res = _result_with_drops()
     path = tmp_path / "need_to_change.pkl"
-    R.write_need_to_change(path, res.table, ids, classes)
+    O.write_need_to_change(path, res.table, ids, classes)
     with open(path, "rb") as fh:
         need_v, need_a = pickle.load(fh)
     assert len(need_v) == len(classes) == len(need_a)
@@ -294,7 +297,7 @@ def test_table_round_trips_through_the_official_pkl(tmp_path):
     dropped_v = res.table[res.table["visual"] == 0]
     expect = sorted((ids.index(v), classes.index(c)) for v, c in zip(dropped_v["video_id"], dropped_v["class"]))
     assert sorted((int(r), c) for c, lst in enumerate(need_v) for r in lst) == expect
-    back = R.read_need_to_change(path, ids, classes, labels)
+    back = O.read_need_to_change(path, ids, classes, labels)
     cols = ["video_id", "class", "audio", "visual", "global"]
     pd.testing.assert_frame_equal(back[cols], res.table[cols])
 
@@ -305,22 +308,22 @@ def test_pkl_reader_accepts_plain_ints_and_names_bad_rows(tmp_path):
     path = tmp_path / "ints.pkl"
     with open(path, "wb") as fh:
         pickle.dump([[[], [r], [], []], [[], [], [], []]], fh)
-    t = R.read_need_to_change(path, ids, classes, labels).set_index(["video_id", "class"])
+    t = O.read_need_to_change(path, ids, classes, labels).set_index(["video_id", "class"])
     assert t.loc[(ids[r], classes[1]), "visual"] == 0
     assert (t["audio"] == 1).all() and (t["visual"] == 0).sum() == 1
     with open(path, "wb") as fh:
         pickle.dump([[[], [99], [], []], [[], [], [], []]], fh)
     with pytest.raises(InputError, match="row 99"):
-        R.read_need_to_change(path, ids, classes, labels)
+        O.read_need_to_change(path, ids, classes, labels)
 
 
 def test_parquet_round_trip_and_training_targets(tmp_path):
     ids, classes, labels, res = _result_with_drops()
     path = tmp_path / "labels.parquet"
-    R.write_table(path, res, {"base_model": "m.pt"})
-    table = R.read_table(path)
+    T.write_table(path, res, {"base_model": "m.pt"})
+    table = T.read_table(path)
     assert table.attrs["settings"]["threshold"] == "fixed" and table.attrs["base_model"] == "m.pt"
-    t = R.modality_targets(table, ids, classes, path)
+    t = T.modality_targets(table, ids, classes, path)
     np.testing.assert_array_equal(t["weak"], labels)
     for _, row in table.iterrows():
         i, c = ids.index(row["video_id"]), classes.index(row["class"])
@@ -332,10 +335,10 @@ def test_read_table_rejects_bad_values(tmp_path):
     path = tmp_path / "bad.parquet"
     pd.DataFrame({"video_id": ["v"], "class": ["x"], "audio": [2], "visual": [1]}).to_parquet(path)
     with pytest.raises(InputError, match="audio"):
-        R.read_table(path)
+        T.read_table(path)
     pd.DataFrame({"video_id": ["v"], "class": ["x"], "audio": [1]}).to_parquet(path)
     with pytest.raises(InputError, match="visual"):
-        R.read_table(path)
+        T.read_table(path)
 
 
 # ------------------------------------------------------------------------------ quality
@@ -406,10 +409,10 @@ def test_avvp_refine_command_writes_table_quality_and_pkl(tmp_path):
             "--settings", '{"threshold": "fixed", "fixed_threshold": 0.6, "batch_size": 4}',
             "--pkl", str(tmp_path / "ntc.pkl"), "--quality-dir", str(out.parent), "--no-progress"]
     assert main(args) == 0
-    table = R.read_table(out)
+    table = T.read_table(out)
     assert len(table) == int(labels.sum()) and table.attrs["run_seed"] == 3
     assert table.attrs["settings"]["fixed_threshold"] == 0.6
-    back = R.read_need_to_change(tmp_path / "ntc.pkl", ids, classes, labels)
+    back = O.read_need_to_change(tmp_path / "ntc.pkl", ids, classes, labels)
     np.testing.assert_array_equal(back["visual"], table["visual"])
     q = pd.read_parquet(out.parent / "quality.parquet")
     assert set(q["modality"]) == {"audio", "visual"}
@@ -420,7 +423,7 @@ def test_avvp_refine_command_writes_table_quality_and_pkl(tmp_path):
     imported = tmp_path / "imported.parquet"
     assert main(["refine", "--from-pkl", str(tmp_path / "ntc.pkl"), "--manifest",
                  str(tmp_path / "manifest.parquet"), "--out", str(imported)]) == 0
-    np.testing.assert_array_equal(R.read_table(imported)["audio"], table["audio"])
+    np.testing.assert_array_equal(T.read_table(imported)["audio"], table["audio"])
     assert main(["refine", "--to-pkl", str(out), "--manifest", str(tmp_path / "manifest.parquet"),
                  "--pkl", str(tmp_path / "again.pkl")]) == 0
     def contents(path):
@@ -447,7 +450,7 @@ def test_training_targets_from_a_refined_table(tmp_path):
 
     ids, classes, labels, res = _result_with_drops()
     path = tmp_path / "labels.parquet"
-    R.write_table(path, res)
+    T.write_table(path, res)
     t = build_targets(labels, ids, classes, labels=path)
     pa, pv, g = t.audio.numpy(), t.visual.numpy(), t.global_.numpy()
     for _, row in res.table.iterrows():
@@ -459,7 +462,7 @@ def test_training_targets_from_a_refined_table(tmp_path):
     # with the official aliasing carried in the table, an audio drop also zeroes the global target
     aliased = R.refine_from_probs(ids, classes, labels, _probs_of_result(res), res.partners,
                                   {**res.settings, "alias_global": True})
-    R.write_table(path, aliased)
+    T.write_table(path, aliased)
     g2 = build_targets(labels, ids, classes, labels=path).global_.numpy()
     dropped = aliased.table[aliased.table["audio"] == 0]
     assert dropped.size and all(g2[ids.index(v), classes.index(c)] == 0

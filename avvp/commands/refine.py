@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import refine
+    from ..refine import run as refine
 
     settings = parse_settings(args.settings)
     if args.to_pkl:

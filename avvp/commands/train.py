@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..settings import parse_settings
-from ..train import run_training
+from ..train import run_training, train_settings
 
 
 def register(sub) -> None:
@@ -15,6 +15,9 @@ def register(sub) -> None:
                                                 "checkpoints/ go beside it)")
     p.add_argument("--labels", default=None, help="refined labels (labels.parquet from avvp refine); "
                                                   "default: the weak labels")
+    p.add_argument("--ratios", default=None,
+                   help="noise ratios for dynamic label denoising (train.denoise.method, e.g. jomold): "
+                        "ratios.parquet of avvp noise-ratios or an official noise_ratios.npz")
     p.add_argument("--annotations", default=None,
                    help="annotation folder, read for its classes.txt "
                         "(default: <manifest dir>/annotations, else the LLP classes)")
@@ -43,7 +46,8 @@ def run(args) -> int:
         settings = {**settings, "train": train}
     result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
                           labels=args.labels, annotations=args.annotations, resume=not args.restart,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, ratios=args.ratios)
+    metric = train_settings(settings)["train"]["select_metric"]
     print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
-          f"(val segment Type@AV {100 * result.score:.1f}) -> {args.out}")
+          f"(val {metric} {100 * result.score:.1f}) -> {args.out}")
     return 0
