@@ -7,10 +7,17 @@
   from the weight shapes.
 * An **avvp model file** is a dict ``{"format": "avvp-han", "version", "config", "classes",
   "state_dict", "meta"}``.
+* An **official JoMoLD checkpoint** (jomold.md §1: ``noise_estimater.pt`` or ``JoMoLD.pt``) is
+  a dict ``{torch_rng, cuda_rng, random_rng, numpy_rng, model, optimizer, scheduler, epochs}``;
+  its ``model`` is a HAN state dict of 34 keys, all among the official HAN's (no dead
+  encoders), converted as above.
 * A **resume file** (``checkpoints/last.pt``) holds the whole training state; see
   :mod:`avvp.train`.
 
-Every file is read with ``torch.load(..., weights_only=True)`` and written atomically.
+Every file is read with ``torch.load(..., weights_only=True)``, which unpickles no arbitrary
+object: besides tensors and plain Python values it admits only NumPy arrays and dtypes
+(:data:`SAFE_GLOBALS`, for the NumPy random state in JoMoLD's checkpoints). Files are written
+atomically.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from .atomic import atomic_path
@@ -33,6 +41,16 @@ HAN_PREFIX = "han."
 #: Modules of the official MMIL_Net that its forward pass never uses (HAN and MA).
 UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.", "hat_encoder.norm1.",
                    "hat_encoder.norm2.", "t_att.", "t_att2.", "fc1.", "fc2.")
+#: Top-level keys of an official JoMoLD checkpoint (jomold.md §1); the state dict is ``model``.
+JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "model", "optimizer",
+                         "scheduler", "epochs"})
+#: JoMoLD's visual dropout (jomold.md §3.3), given to models built from its checkpoints.
+JOMOLD_VISUAL_DROPOUT = 0.5
+_RECONSTRUCT = np._core.multiarray._reconstruct
+#: The only globals besides torch's own that checkpoints may reference: NumPy arrays and dtypes
+#: (``numpy_rng`` is ``np.random.get_state()``: a uint32 array), under NumPy 2's and 1's names.
+SAFE_GLOBALS = [_RECONSTRUCT, (_RECONSTRUCT, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
+                np.dtypes.UInt32DType]
 
 
 def _official_key(key: str) -> str:
@@ -61,13 +79,14 @@ def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None 
 
 
 def convert_official(state: Mapping[str, torch.Tensor], source: str | Path | None = None,
-                     nhead: int = 1) -> tuple[HANConfig, dict[str, torch.Tensor]]:
-    """Map an official HAN/MA ``MMIL_Net`` state dict onto :class:`HAN`.
+                     nhead: int = 1, **config: Any) -> tuple[HANConfig, dict[str, torch.Tensor]]:
+    """Map an official HAN/MA/JoMoLD ``MMIL_Net`` state dict onto :class:`HAN`.
 
     Args:
         state: the official state dict (a ``module.`` prefix from DataParallel is accepted).
         source: the file it came from, for error messages.
         nhead: attention heads (not recorded in a state dict; 1 official).
+        config: more :class:`HANConfig` fields (JoMoLD: ``visual_dropout``).
 
     Returns:
         The model config and our state dict.
@@ -78,10 +97,10 @@ def convert_official(state: Mapping[str, torch.Tensor], source: str | Path | Non
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     sizes = official_sizes(state, source)
     try:
-        config = HANConfig(nhead=nhead, **sizes)
+        model_config = HANConfig(nhead=nhead, **sizes, **config)
     except ValueError as exc:
         raise InputError(source, f"not a usable HAN checkpoint: {exc}") from None
-    expected = HAN.from_config(config).state_dict()
+    expected = HAN.from_config(model_config).state_dict()
     missing = [_official_key(k) for k in expected if _official_key(k) not in state]
     if missing:
         raise InputError(source, "not a HAN checkpoint: missing key(s) " + ", ".join(missing))
@@ -99,7 +118,7 @@ def convert_official(state: Mapping[str, torch.Tensor], source: str | Path | Non
         ours[key] = value.detach().to(torch.float32).clone()
     if wrong:
         raise InputError(source, "not a HAN checkpoint: wrong shape(s) " + "; ".join(wrong))
-    return config, ours
+    return model_config, ours
 
 
 def load_official(path: str | Path, nhead: int = 1) -> HAN:
@@ -136,7 +155,7 @@ def save_model(path: str | Path, model: HAN, classes: list[str], meta: Mapping[s
 
 
 def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
-    """Load an avvp model file or an official state dict.
+    """Load an avvp model file, an official HAN/MA state dict or an official JoMoLD checkpoint.
 
     Returns:
         The model in eval mode, and a dict with ``classes`` (None for an official file, which
@@ -159,7 +178,17 @@ def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
         model = HAN.from_config(config)
         model.load_state_dict(ours)
         return model.eval(), {"classes": None, "meta": {}, "official": True}
-    raise InputError(path, "neither an avvp model file nor an official HAN/MA state dict")
+    if isinstance(payload, Mapping) and "model" in payload and set(payload) <= JOMOLD_KEYS:
+        if not _is_state_dict(payload["model"]):
+            raise InputError(path, "an official JoMoLD checkpoint, but its 'model' is not a state dict of tensors")
+        config, ours = convert_official(payload["model"], path, nhead, visual_dropout=JOMOLD_VISUAL_DROPOUT)
+        model = HAN.from_config(config)
+        model.load_state_dict(ours)
+        meta = {"jomold_epochs": payload.get("epochs")} if isinstance(payload.get("epochs"), int) else {}
+        return model.eval(), {"classes": None, "meta": meta, "official": True}
+    keys = ", ".join(sorted(map(str, payload)))[:200] if isinstance(payload, Mapping) else type(payload).__name__
+    raise InputError(path, "neither an avvp model file nor an official HAN/MA state dict nor an official "
+                           f"JoMoLD checkpoint (found: {keys})")
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
@@ -178,7 +207,8 @@ def _torch_load(path: str | Path) -> Any:
     if not path.exists():
         raise MissingWeightsError(path, "model")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise InputError(path, f"cannot read as a torch checkpoint: {exc}") from None
 

@@ -14,22 +14,40 @@ name                        contrastive  tau        labels
 ``baseline_c_tau<t>``       yes          t          weak labels (the base of ``ma_tau<t>``)
 ``ma_tau<t>``               yes          t          refined by ``baseline_c_tau<t>``
 ``han``                     no           –          weak labels, with the HAN recipe (see below)
+``jomold_ne``               yes (NCE)    0.2        weak labels: JoMoLD's noise estimator (no
+                                                    cross-attention, jomold.md §3–4)
+``jomold``                  yes (NCE)    0.2        denoised per batch with the ratios of
+                                                    ``jomold_ne`` (JoMoLD w/ CL, jomold.md §6)
+``jomold_nocl``             no           –          as ``jomold``, without the contrastive term
+``jomold_ma``               yes (NCE)    0.2        as ``jomold``, with the ratios of MA's drops
+``jomold_truth``            yes (NCE)    0.2        as ``jomold``, with the true ratios (demo only)
 ==========================  ===========  =========  ==============================================
 
 A refined variant's labels are the *refine target* of the same name:
 ``refine/<name>/seed<k>/labels.parquet``, made by ``avvp refine`` from the model
 ``models/<base>/seed<k>/model.pt`` with the variant's refine options over config ``refine``.
 
-A variant may carry a *recipe*: overrides of config ``train`` and ``evaluate`` for it alone.
-``han`` carries the HAN paper's (40 epochs, the epoch with the best validation segment-level
-Type@AV, gate ``han`` for validation and evaluation); the others carry none. Config ``recipes``
-overrides the registry's recipes, per variant (:func:`variant_settings`).
+A *dynamic* variant (``ratios_from``) trains with per-batch label denoising
+(:mod:`avvp.refine.jomold`) driven by the noise ratios of the *ratio target* of that name
+(:data:`RATIO_TARGETS`): ``ratios/<name>/seed<k>/ratios.parquet``, made by ``avvp noise-ratios``
+from a trained estimator (``jomold``), from a refine target's drops (``ma``) or from the truth
+(``truth``). Its drops are recorded (``models/<variant>/seed<k>/drops.parquet``) and scored
+(``denoise/<variant>/seed<k>/quality.*``).
+
+A variant may carry a *recipe*: overrides of config ``model``, ``train`` and ``evaluate`` for it
+alone. ``han`` carries the HAN paper's (40 epochs, the epoch with the best validation
+segment-level Type@AV, gate ``han`` for validation and evaluation); the JoMoLD variants carry
+JoMoLD's (:data:`JOMOLD_RECIPE`, jomold.md §3, §6.1, §7); the others carry none. Config
+``recipes`` overrides the registry's recipes, per variant (:func:`variant_sections`).
 
 Tables (config ``experiments``): ``table1`` the main result (HAN against MA; its HAN row is
 ``baseline`` or, with ``experiments.table1_baseline: han``, ``han``), ``table2`` the
 ablation (baseline, +C, +R, +C+R), ``table3`` refining audio only / visual only / both, ``table4``
-the contrastive temperature τ (config ``experiments.taus``). Every cell is the mean ± std over seeds
-of ``eval/<variant>/seed<k>/test/metrics.json``.
+the contrastive temperature τ (config ``experiments.taus``), ``denoising`` label denoising
+(baseline, MA, JoMoLD without and with its contrastive term, JoMoLD with MA's ratios; with
+``experiments.denoising_oracle`` also with the true ratios), with the drops' precision and recall
+where the true per-modality training labels are known. Every cell is the mean ± std over seeds
+of ``eval/<variant>/seed<k>/test/metrics.json`` (and of the quality files).
 
 All paths here are relative to the data set's results folder (``<results>/<dataset>``).
 """
@@ -58,8 +76,10 @@ class Variant:
         base: the variant whose trained model refines the labels (None when not refined).
         refine: refine options that override config ``refine`` for this variant's labels.
         label: a short display name for tables.
-        recipe: overrides of config ``train`` and ``evaluate`` for this variant, keyed by section
-            (:data:`RECIPE_SECTIONS`; see :func:`variant_settings`).
+        recipe: overrides of config ``model``, ``train`` and ``evaluate`` for this variant,
+            keyed by section (:data:`RECIPE_SECTIONS`; see :func:`variant_sections`).
+        ratios_from: the ratio target (:data:`RATIO_TARGETS`) whose noise ratios drive this
+            variant's dynamic label denoising (None: no dynamic denoising).
     """
 
     name: str
@@ -70,10 +90,64 @@ class Variant:
     refine: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
     recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    ratios_from: str | None = None
 
     @property
     def refined(self) -> bool:
         return self.labels_from is not None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.ratios_from is not None
+
+
+#: JoMoLD's model and recipe (jomold.md §3, §7): visual dropout 0.5; Adam 5e-4, StepLR(6, 0.25),
+#: 25 epochs, batch 128, the epoch with the best validation event-level audio F1 (ties to the
+#: later one), the per-modality gate; the contrastive term on post-HAN features, −log Σ q σ.
+JOMOLD_RECIPE: dict[str, dict[str, Any]] = {
+    "model": {"visual_dropout": 0.5, "cross_attention": True},
+    "train": {"epochs": 25, "batch_size": 128, "lr": 5e-4, "step_size": 6, "gamma": 0.25,
+              "select": "best", "select_metric": "event_audio", "gate": "ma",
+              "contrastive": {"weight": 1.0, "tau": 0.2, "smoothing": 0.1, "negatives": "video",
+                              "symmetric": False, "visual": "post", "loss": "nce"}},
+    "evaluate": {"gate": "ma"},
+}
+
+
+def _jomold(cross_attention: bool = True, denoise: bool = True) -> dict[str, dict[str, Any]]:
+    """JoMoLD's recipe for the estimator (no cross-attention, loss weights 1/1/1, §4) or for the
+    denoised model (loss weights 2/1/1, joint-modal denoising, §6.1)."""
+    recipe = {k: dict(v) for k, v in JOMOLD_RECIPE.items()}
+    recipe["model"]["cross_attention"] = cross_attention
+    if denoise:
+        recipe["train"].update({"loss_weights": {"global": 1.0, "audio": 2.0, "visual": 1.0},
+                                "denoise": {"method": "jomold"}})
+    return recipe
+
+
+@dataclass(frozen=True)
+class RatioTarget:
+    """A noise-ratio target ``ratios/<name>/seed<k>/ratios.parquet`` (``avvp noise-ratios``).
+
+    Attributes:
+        name: the registry name (the folder name under ``ratios/``).
+        source: ``estimator`` (from the trained model of variant ``base``), ``exchange`` (from the
+            refined labels of refine target ``base``) or ``truth`` (the demo's true labels).
+        base: the variant or refine target it is made from (None for ``truth``).
+        label: a short display name.
+    """
+
+    name: str
+    source: str
+    base: str | None
+    label: str
+
+
+RATIO_TARGETS: dict[str, RatioTarget] = {
+    "jomold": RatioTarget("jomold", "estimator", "jomold_ne", "JoMoLD noise estimator"),
+    "ma": RatioTarget("ma", "exchange", "ma", "MA's exchange estimate"),
+    "truth": RatioTarget("truth", "truth", None, "true ratios"),
+}
 
 
 _FIXED: dict[str, Variant] = {
@@ -88,6 +162,13 @@ _FIXED: dict[str, Variant] = {
     "han": Variant("han", False, label="HAN (HAN recipe)",
                    recipe={"train": {"epochs": 40, "select": "best", "gate": "han"},
                            "evaluate": {"gate": "han"}}),
+    "jomold_ne": Variant("jomold_ne", True, label="JoMoLD noise estimator",
+                         recipe=_jomold(cross_attention=False, denoise=False)),
+    "jomold": Variant("jomold", True, label="JoMoLD (w/ CL)", recipe=_jomold(), ratios_from="jomold"),
+    "jomold_nocl": Variant("jomold_nocl", False, label="JoMoLD w/o CL", recipe=_jomold(), ratios_from="jomold"),
+    "jomold_ma": Variant("jomold_ma", True, label="JoMoLD, MA's ratios", recipe=_jomold(), ratios_from="ma"),
+    "jomold_truth": Variant("jomold_truth", True, label="JoMoLD, true ratios (oracle)", recipe=_jomold(),
+                            ratios_from="truth"),
 }
 
 
@@ -118,6 +199,36 @@ def variant_names() -> list[str]:
     return list(_FIXED)
 
 
+def dynamic_variant_names() -> list[str]:
+    """The variants trained with dynamic label denoising (they also write ``drops.parquet``)."""
+    return [name for name, v in _FIXED.items() if v.dynamic]
+
+
+def get_ratio_target(name: str) -> RatioTarget:
+    """The ratio target ``name``; ConfigError naming the known ones."""
+    try:
+        return RATIO_TARGETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown noise-ratio target {name!r} (known: {', '.join(RATIO_TARGETS)})") from None
+
+
+def ratios_target(name: str, seed: int) -> str | None:
+    """The noise-ratio file variant ``name`` trains with for ``seed`` (None: no dynamic denoising)."""
+    variant = get_variant(name)
+    return None if variant.ratios_from is None else ratios_path(variant.ratios_from, seed)
+
+
+def ratio_source_target(name: str, seed: int) -> str | None:
+    """What ratio target ``name`` is made from: a model file (estimator), a refined-labels file
+    (exchange) or None (truth)."""
+    target = get_ratio_target(name)
+    if target.source == "estimator":
+        return model_path(target.base, seed)
+    if target.source == "exchange":
+        return refine_path(target.base, seed)
+    return None
+
+
 def refine_settings(name: str, refine_config: Mapping[str, Any] | None) -> dict:
     """Config ``refine`` with the overrides of refine target ``name`` applied."""
     variant = get_variant(name)
@@ -128,8 +239,8 @@ def refine_settings(name: str, refine_config: Mapping[str, Any] | None) -> dict:
     return settings
 
 
-#: The config sections a recipe may override, in the order :func:`variant_settings` returns them.
-RECIPE_SECTIONS = ("train", "evaluate")
+#: The config sections a recipe may override.
+RECIPE_SECTIONS = ("train", "evaluate", "model")
 
 
 def check_recipes(recipes_config: Mapping[str, Any] | None) -> dict:
@@ -158,22 +269,31 @@ def check_recipes(recipes_config: Mapping[str, Any] | None) -> dict:
     return recipes
 
 
-def variant_settings(name: str, train_config: Mapping[str, Any] | None,
-                     evaluate_config: Mapping[str, Any] | None,
-                     recipes_config: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
-    """The ``train`` and ``evaluate`` settings variant ``name`` runs with.
+def variant_sections(name: str, config: Mapping[str, Any],
+                     recipes_config: Mapping[str, Any] | None = None) -> dict[str, dict]:
+    """The ``model``, ``train`` and ``evaluate`` settings variant ``name`` runs with.
 
-    Each is the config section, overlaid with the variant's registry recipe, overlaid with its
-    entry in config ``recipes`` (:func:`check_recipes`); nested mappings (``train.contrastive``)
-    merge key by key. Without a recipe the sections come back unchanged (same keys, same order).
+    Each is the config section (``config[section]``), overlaid with the variant's registry
+    recipe, overlaid with its entry in config ``recipes`` (:func:`check_recipes`); nested
+    mappings (``train.contrastive``) merge key by key. Without a recipe the sections come back
+    unchanged (same keys, same order).
     """
     variant = get_variant(name)
     given = check_recipes(recipes_config).get(name) or {}
-    sections = []
-    for section, config in zip(RECIPE_SECTIONS, (train_config, evaluate_config)):
-        merged = merge_settings(config or {}, variant.recipe.get(section) or {}, section, strict=False)
-        sections.append(merge_settings(merged, given.get(section) or {}, section, strict=False))
-    return sections[0], sections[1]
+    out = {}
+    for section in RECIPE_SECTIONS:
+        merged = merge_settings(config.get(section) or {}, variant.recipe.get(section) or {}, section,
+                                strict=False)
+        out[section] = merge_settings(merged, given.get(section) or {}, section, strict=False)
+    return out
+
+
+def variant_settings(name: str, train_config: Mapping[str, Any] | None,
+                     evaluate_config: Mapping[str, Any] | None,
+                     recipes_config: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+    """The ``train`` and ``evaluate`` settings variant ``name`` runs with (:func:`variant_sections`)."""
+    s = variant_sections(name, {"train": train_config, "evaluate": evaluate_config}, recipes_config)
+    return s["train"], s["evaluate"]
 
 
 def train_tau(variant: Variant, default_tau: float) -> float:
@@ -195,6 +315,30 @@ def metrics_path(variant: str, seed: int, split: str = "test") -> str:
     return f"eval/{variant}/seed{seed}/{split}/metrics.json"
 
 
+def ratios_path(name: str, seed: int) -> str:
+    return f"ratios/{name}/seed{seed}/ratios.parquet"
+
+
+def drops_path(variant: str, seed: int) -> str:
+    return f"models/{variant}/seed{seed}/drops.parquet"
+
+
+def quality_path(variant: str, seed: int) -> str | None:
+    """The drop-quality report of a variant's labels (refined or dynamically denoised), or None
+    for a variant that trains on the weak labels."""
+    v = get_variant(variant)
+    if v.dynamic:
+        return f"denoise/{variant}/seed{seed}/quality.parquet"
+    if v.refined:
+        return f"refine/{v.labels_from}/seed{seed}/quality.parquet"
+    return None
+
+
+def ratio_quality_path(name: str, seed: int) -> str:
+    """The comparison of ratio target ``name`` with the true ratios."""
+    return f"ratios/{name}/seed{seed}/quality.parquet"
+
+
 def labels_target(name: str, seed: int) -> str | None:
     """The refined-labels file variant ``name`` trains on for ``seed`` (None: weak labels)."""
     variant = get_variant(name)
@@ -211,13 +355,16 @@ def base_model_target(name: str, seed: int) -> str:
 
 # ---------------------------------------------------------------------------------- tables
 
-TABLES = ("table1", "table2", "table3", "table4")
+TABLES = ("table1", "table2", "table3", "table4", "denoising")
 TABLE_TITLES = {
     "table1": "Main result: HAN against MA",
     "table2": "Ablation: contrastive loss (C) and label refinement (R)",
     "table3": "Label refinement per modality",
     "table4": "Contrastive temperature τ",
+    "denoising": "Label denoising: MA and JoMoLD",
 }
+#: The denoising table's rows (``experiments.denoising_oracle`` adds ``jomold_truth``).
+DENOISING_ROWS = ("baseline", "ma", "jomold_nocl", "jomold", "jomold_ma")
 
 
 @dataclass(frozen=True)
@@ -230,7 +377,7 @@ class TableRow:
 
 #: Defaults of a table's settings (see :func:`table_settings`).
 TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "tau": 0.2, "split": "test",
-                                  "table1_baseline": "baseline"}
+                                  "table1_baseline": "baseline", "truth": False, "denoising_oracle": False}
 #: The variants Table 1's HAN row may be (config ``experiments.table1_baseline``).
 TABLE1_BASELINES = ("baseline", "han")
 
@@ -240,7 +387,9 @@ def table_settings(config: Mapping[str, Any]) -> dict:
 
     Keys: ``seeds`` (config ``train.seeds``), ``taus`` (``experiments.taus``), ``tau`` (the
     temperature ``ma`` trains with: ``train.contrastive.tau`` unless a recipe changes it),
-    ``split`` (always ``test``) and ``table1_baseline`` (``experiments.table1_baseline``).
+    ``split`` (always ``test``), ``table1_baseline`` (``experiments.table1_baseline``), ``truth``
+    (the data set knows its true per-modality training labels: the demo; the denoising table then
+    scores the drops) and ``denoising_oracle`` (``experiments.denoising_oracle``).
     """
     train = config.get("train", {}) or {}
     exp = config.get("experiments", {}) or {}
@@ -251,6 +400,8 @@ def table_settings(config: Mapping[str, Any]) -> dict:
         "tau": float((ma_train.get("contrastive", {}) or {}).get("tau", TABLE_DEFAULTS["tau"])),
         "split": TABLE_DEFAULTS["split"],
         "table1_baseline": exp.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"]),
+        "truth": (config.get("data", {}) or {}).get("source") == "synth",
+        "denoising_oracle": bool(exp.get("denoising_oracle", TABLE_DEFAULTS["denoising_oracle"])),
     }
 
 
@@ -281,6 +432,9 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
             raise ConfigError("experiments.taus is empty: Table 4 needs at least one temperature")
         return [row("ma" if abs(float(t) - default) < 1e-12 else tau_name("ma", float(t)),
                     f"τ = {float(t):g}") for t in taus]
+    if table == "denoising":
+        names = list(DENOISING_ROWS) + (["jomold_truth"] if settings.get("denoising_oracle") else [])
+        return [row(n) for n in names]
     raise ConfigError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
 
 
@@ -298,11 +452,34 @@ def enabled_tables(config: Mapping[str, Any]) -> list[str]:
     return [t for t in TABLES if exp.get(t, False)]
 
 
+def table_quality(table: str, settings: Mapping[str, Any]) -> bool:
+    """Whether ``table`` scores the drops against the truth (the denoising table, on the demo)."""
+    return table == "denoising" and bool(settings.get("truth"))
+
+
+def table_ratio_targets(table: str, settings: Mapping[str, Any]) -> list[str]:
+    """The ratio targets whose estimates ``table`` compares with the true ratios."""
+    if not table_quality(table, settings):
+        return []
+    names: list[str] = []
+    for r in table_rows(table, settings):
+        name = get_variant(r.variant).ratios_from
+        if name is not None and get_ratio_target(name).source != "truth" and name not in names:
+            names.append(name)
+    return names
+
+
 def table_inputs(table: str, settings: Mapping[str, Any]) -> list[str]:
-    """The metrics files ``table`` averages: one per row variant and seed."""
+    """The files ``table`` averages: the metrics of every row variant and seed, and for a table
+    that scores drops (:func:`table_quality`) their quality and the ratio comparisons."""
     split = settings.get("split", TABLE_DEFAULTS["split"])
-    return [metrics_path(r.variant, s, split) for r in table_rows(table, settings)
-            for s in table_seeds(settings)]
+    seeds = table_seeds(settings)
+    rows = table_rows(table, settings)
+    files = [metrics_path(r.variant, s, split) for r in rows for s in seeds]
+    if table_quality(table, settings):
+        files += [q for r in rows for s in seeds if (q := quality_path(r.variant, s)) is not None]
+        files += [ratio_quality_path(n, s) for n in table_ratio_targets(table, settings) for s in seeds]
+    return files
 
 
 def table_outputs(table: str) -> dict[str, str]:

@@ -40,9 +40,63 @@ def test_registry_variants():
     han = E.get_variant("han")
     assert not han.contrastive and han.labels_from is None and han.label == "HAN (HAN recipe)"
     assert han.recipe == {"train": {"epochs": 40, "select": "best", "gate": "han"}, "evaluate": {"gate": "han"}}
-    assert all(not E.get_variant(n).recipe for n in E.variant_names() if n != "han")
+    assert all(not E.get_variant(n).recipe for n in E.variant_names() if n != "han" and not n.startswith("jomold"))
     with pytest.raises(ConfigError, match="unknown experiment variant 'hann'"):
         E.get_variant("hann")
+
+
+def test_jomold_variants_carry_the_official_recipe():
+    """jomold.md §3, §4, §6.1, §7: the estimator without cross-attention and weights 1/1/1; the
+    denoised models with weights 2/1/1 and dynamic denoising from a ratio target."""
+    config = {"model": {"standardize": True, "dropout": 0.1}, "train": {"epochs": 12, "device": "cpu",
+              "contrastive": {"negatives": "batch", "tau": 0.3}}, "evaluate": {"gate": "han"}}
+    ne = E.variant_sections("jomold_ne", config)
+    assert ne["model"] == {"standardize": True, "dropout": 0.1, "visual_dropout": 0.5, "cross_attention": False}
+    t = ne["train"]
+    assert (t["epochs"], t["batch_size"], t["lr"], t["step_size"], t["gamma"]) == (25, 128, 5e-4, 6, 0.25)
+    assert (t["select"], t["select_metric"], t["gate"], t["device"]) == ("best", "event_audio", "ma", "cpu")
+    assert t["contrastive"] == {"negatives": "video", "tau": 0.2, "weight": 1.0, "smoothing": 0.1,
+                                "symmetric": False, "visual": "post", "loss": "nce"}
+    assert "loss_weights" not in t and "denoise" not in t and ne["evaluate"] == {"gate": "ma"}
+    for name, ratios in (("jomold", "jomold"), ("jomold_nocl", "jomold"), ("jomold_ma", "ma"),
+                         ("jomold_truth", "truth")):
+        v = E.get_variant(name)
+        s = E.variant_sections(name, config)
+        assert v.ratios_from == ratios and v.dynamic and v.contrastive == (name != "jomold_nocl")
+        assert s["model"]["cross_attention"] and s["model"]["visual_dropout"] == 0.5
+        assert s["train"]["loss_weights"] == {"global": 1.0, "audio": 2.0, "visual": 1.0}
+        assert s["train"]["denoise"] == {"method": "jomold"}
+        assert E.ratios_target(name, 2) == f"ratios/{ratios}/seed2/ratios.parquet"
+        assert E.quality_path(name, 2) == f"denoise/{name}/seed2/quality.parquet"
+    assert E.dynamic_variant_names() == ["jomold", "jomold_nocl", "jomold_ma", "jomold_truth"]
+    assert E.ratio_source_target("jomold", 3) == "models/jomold_ne/seed3/model.pt"
+    assert E.ratio_source_target("ma", 3) == "refine/ma/seed3/labels.parquet"
+    assert E.ratio_source_target("truth", 3) is None
+    assert E.ratios_target("ma", 1) is None and E.quality_path("baseline", 1) is None
+    assert E.quality_path("ma", 1) == "refine/ma/seed1/quality.parquet"
+    with pytest.raises(ConfigError, match="unknown noise-ratio target 'jomold2'"):
+        E.get_ratio_target("jomold2")
+    # config recipes override the registry's, the model section included
+    s = E.variant_sections("jomold", config, {"jomold": {"model": {"visual_dropout": 0.2},
+                                                         "train": {"denoise": {"schedule": "linear"}}}})
+    assert s["model"]["visual_dropout"] == 0.2 and s["train"]["denoise"] == {"method": "jomold", "schedule": "linear"}
+
+
+def test_denoising_table_rows_and_inputs():
+    config = {**CONFIG, "data": {"source": "synth"}, "experiments": {"denoising": True}}
+    s = E.table_settings(config)
+    assert [r.variant for r in E.table_rows("denoising", s)] == list(E.DENOISING_ROWS)
+    assert E.table_variants(config) == list(E.DENOISING_ROWS)
+    inputs = E.table_inputs("denoising", s)
+    assert "eval/jomold_ma/seed3/test/metrics.json" in inputs
+    assert "refine/ma/seed1/quality.parquet" in inputs and "denoise/jomold/seed2/quality.parquet" in inputs
+    assert "ratios/jomold/seed1/quality.parquet" in inputs and "ratios/ma/seed3/quality.parquet" in inputs
+    assert not any(p.startswith(("denoise/baseline", "ratios/truth")) for p in inputs)
+    oracle = E.table_settings({**config, "experiments": {"denoising": True, "denoising_oracle": True}})
+    assert E.table_rows("denoising", oracle)[-1].variant == "jomold_truth"
+    assert "ratios/truth/seed1/quality.parquet" not in E.table_inputs("denoising", oracle)
+    llp = E.table_settings({**config, "data": {"source": "llp"}})
+    assert all(p.endswith("metrics.json") for p in E.table_inputs("denoising", llp))
 
 
 TRAIN = {"epochs": 12, "select": "last", "gate": "ma", "batch_size": 16,
@@ -235,6 +289,40 @@ def test_missing_or_bad_metrics_are_named(tmp_path):
     path.write_text(json.dumps({"overall": {"segment_audio": 0.5}}))
     with pytest.raises(InputError, match="lacks"):
         aggregate.read_overall(path)
+
+
+def _write_quality(root, path, precision):
+    q = pd.DataFrame({"modality": ["audio", "audio", "visual", "visual"], "class": ["x", "all", "x", "all"],
+                      "precision": [0.0, precision, 0.0, precision / 2], "recall": [0.0, 0.5, 0.0, 0.25]})
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    q.to_parquet(root / path)
+
+
+def test_denoising_table_averages_drop_quality_and_ratio_errors(tmp_path):
+    s = {**E.table_settings({"train": {"seeds": [1, 2]}, "data": {"source": "synth"}}), "seeds": [1, 2]}
+    for k, row in enumerate(E.table_rows("denoising", s)):
+        for seed in (1, 2):
+            _write_metrics(tmp_path, row.variant, seed, 0.3 + 0.05 * k)
+            q = E.quality_path(row.variant, seed)
+            if q is not None:
+                _write_quality(tmp_path, q, 0.6 + 0.1 * seed if row.variant != "ma" or seed == 1 else float("nan"))
+    for name in ("jomold", "ma"):
+        for seed in (1, 2):
+            path = tmp_path / E.ratio_quality_path(name, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"modality": ["audio", "visual"], "class": ["all", "all"], "labels": [9, 9],
+                          "estimated": [0.1 * seed, 0.2], "true": [0.2, 0.3], "error": [0.05, 0.1 * seed]}).to_parquet(path)
+    summary = aggregate.write_table("denoising", tmp_path, s, tmp_path / "d.md", tmp_path / "d.csv", tmp_path / "d.png")
+    jm = summary[summary["variant"] == "jomold"].iloc[0]
+    assert jm["drop_audio_precision_mean"] == pytest.approx(75.0) and jm["drop_audio_precision_std"] == pytest.approx(np.std([70, 80], ddof=1))
+    assert jm["drop_visual_recall_mean"] == pytest.approx(25.0)
+    ma = summary[summary["variant"] == "ma"].iloc[0]
+    assert ma["drop_audio_precision_mean"] == pytest.approx(70.0) and ma["drop_audio_precision_std"] == 0.0  # NaN seed skipped
+    assert np.isnan(summary[summary["variant"] == "baseline"].iloc[0]["drop_audio_recall_mean"])
+    md = (tmp_path / "d.md").read_text()
+    assert "Drop V rec." in md and "| HAN (baseline) |" in md
+    assert "| JoMoLD noise estimator | 15.0 ± 7.1 | 20.0 ± 0.0 | 5.0 ± 0.0 | 20.0 ± 0.0 | 30.0 ± 0.0 | 15.0 ± 7.1 |" in md
+    assert "– | – | – | – |" in md.split("Noise ratios")[0]  # the baseline drops nothing
 
 
 def test_avvp_table_command(tmp_path, capsys):

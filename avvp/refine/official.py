@@ -167,5 +167,5 @@ def check_ratio_array(values: Any, n_classes: int, path: str | Path | None, what
     bad = ~np.isfinite(array) | (array < 0) | (array > 1)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise InputError(path, f"{what} ratio of class {k} is {array[k]!r}, outside [0, 1]")
+        raise InputError(path, f"{what} ratio of class {k} is {float(array[k])!r}, outside [0, 1]")
     return array

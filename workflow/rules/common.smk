@@ -22,11 +22,15 @@ def settings_json(section):
     return json.dumps(config.get(section, {}), separators=(",", ":"))
 
 
+def variant_sections(variant):
+    """{model, train, evaluate} settings of one experiment variant: the config sections, its recipe applied."""
+    return avvp_experiments.variant_sections(variant, config, config.get("recipes"))
+
+
 def variant_config(variant):
     """(train, evaluate) settings of one experiment variant: the config sections, its recipe applied."""
-    return avvp_experiments.variant_settings(
-        variant, config.get("train"), config.get("evaluate"), config.get("recipes")
-    )
+    s = variant_sections(variant)
+    return s["train"], s["evaluate"]
 
 
 def is_synth():

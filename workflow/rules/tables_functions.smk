@@ -6,7 +6,8 @@ from avvp import experiments as avvp_experiments
 
 
 def table_metrics(wildcards):
-    """The test metrics.json of every row variant and seed of table {table}."""
+    """The test metrics.json of every row variant and seed of table {table} (and the denoising
+    table's quality reports on the demo)."""
     settings = avvp_experiments.table_settings(config)
     return [out(p) for p in avvp_experiments.table_inputs(wildcards.table, settings)]
 

@@ -1,8 +1,10 @@
 # Stage rules: train a model per experiment variant and seed, and write its predictions per split.
 # Variants (what is trained: contrastive loss, temperature, refined labels, recipe) come from the
 # registry in avvp/experiments.py, e.g. models/ma/seed1/model.pt trains on
-# refine/ma/seed1/labels.parquet; a variant's train settings are config train with its recipe
-# (registry, then config recipes) applied, e.g. models/han/ trains 40 epochs, select best.
+# refine/ma/seed1/labels.parquet; a variant's model and train settings are config model and train
+# with its recipe (registry, then config recipes) applied, e.g. models/han/ trains 40 epochs,
+# select best. Dynamic label-denoising variants (JoMoLD: models/jomold/ trains with
+# ratios/jomold/seed1/ratios.parquet) run as rule train_denoised, which also records the drops.
 
 
 include: "train_functions.smk"
@@ -25,7 +27,7 @@ rule train:
     log:
         out("logs/train/{variant}/seed{seed}.log"),
     wildcard_constraints:
-        variant=r"[A-Za-z0-9_.]+",
+        variant=static_variant_regex(),
         seed=r"\d+",
     conda:
         "../../envs/avvp.yaml"
@@ -39,6 +41,23 @@ rule train:
         " --annotations {params.annotations} --out {output.model}"
         " --seed {wildcards.seed} {params.flags} --settings '{params.settings}'"
         " --no-progress > {log} 2>&1"
+
+
+use rule train as train_denoised with:
+    output:
+        model=out("models/{variant}/seed{seed}/model.pt"),
+        history=out("models/{variant}/seed{seed}/history.parquet"),
+        curve=report(
+            out("models/{variant}/seed{seed}/curve.png"),
+            caption="../report/train_curve.rst",
+            category="Training",
+            subcategory="{variant}",
+            labels={"figure": "training curve", "seed": "{seed}"},
+        ),
+        drops=out("models/{variant}/seed{seed}/drops.parquet"),
+    wildcard_constraints:
+        variant=dynamic_variant_regex(),
+        seed=r"\d+",
 
 
 rule predict:

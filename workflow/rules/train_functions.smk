@@ -6,6 +6,17 @@ import os
 TRAIN_FEATURE_ROLES = ["audio", "frame", "clip"]
 
 
+def dynamic_variant_regex():
+    """Wildcard constraint of the train_denoised rule, the registry's dynamic label-denoising variants."""
+    return "|".join(avvp_experiments.dynamic_variant_names())
+
+
+def static_variant_regex():
+    """Wildcard constraint of the train rule, any variant name but the dynamic ones."""
+    names = "|".join(avvp_experiments.dynamic_variant_names())
+    return rf"(?!(?:{names})\b)[A-Za-z0-9_.]+"
+
+
 def train_variant(name):
     """(contrastive, tau, refine target or None) of a variant, from the registry (avvp.experiments).
 
@@ -24,23 +35,36 @@ def train_labels(wildcards):
     return out(f"refine/{labels_from}/seed{wildcards.seed}/labels.parquet")
 
 
+def train_ratios(wildcards):
+    """The noise-ratio file a dynamic variant trains with, or None."""
+    path = avvp_experiments.ratios_target(wildcards.variant, int(wildcards.seed))
+    return None if path is None else out(path)
+
+
 def train_inputs(wildcards):
-    """Merged feature stores, the manifest and (for refined variants) the labels file."""
+    """Merged feature stores, the manifest and (for refined variants) the labels file or (for
+    dynamic variants) the noise ratios."""
     inputs = {role: out(f"features/{role}.h5") for role in TRAIN_FEATURE_ROLES}
     inputs["manifest"] = out("manifest.parquet")
     labels = train_labels(wildcards)
     if labels is not None:
         inputs["labels"] = labels
+    ratios = train_ratios(wildcards)
+    if ratios is not None:
+        inputs["ratios"] = ratios
     return inputs
 
 
 def train_flags(wildcards):
-    """The variant's command-line flags: contrastive loss, temperature, labels."""
+    """The variant's command-line flags: contrastive loss, temperature, labels, noise ratios."""
     contrastive, tau, _ = train_variant(wildcards.variant)
     flags = f"--contrastive {'on' if contrastive else 'off'} --tau {tau}"
     labels = train_labels(wildcards)
     if labels is not None:
         flags += f" --labels {labels}"
+    ratios = train_ratios(wildcards)
+    if ratios is not None:
+        flags += f" --ratios {ratios}"
     return flags
 
 
@@ -50,9 +74,9 @@ def features_folder(wildcards, input):
 
 
 def train_settings_json(wildcards):
-    """Config model and the variant's train settings (its recipe applied), as one --settings JSON."""
-    sections = {"model": config.get("model", {}), "train": variant_config(wildcards.variant)[0]}
-    return json.dumps(sections, separators=(",", ":"))
+    """The variant's model and train settings (its recipe applied), as one --settings JSON."""
+    s = variant_sections(wildcards.variant)
+    return json.dumps({"model": s["model"], "train": s["train"]}, separators=(",", ":"))
 
 
 def predict_settings_json(wildcards):
