@@ -3,9 +3,9 @@
 On LLP-shaped random data (``--videos`` videos, 25 classes; audio (10, 128), frames pooled to
 (10, 2048), clips (10, 512); official HAN sizes), it times
 
-* **refine**: :func:`avvp.refine.choose_partners` plus :func:`avvp.refine.exchange_probs` (the
-  original, visual-swapped and audio-swapped passes, batched, in inference mode, from in-memory
-  features) with ``--partners`` K partners;
+* **refine**: :func:`avvp.refine.exchange.choose_partners` plus
+  :func:`avvp.refine.exchange.exchange_probs` (the original, visual-swapped and audio-swapped
+  passes, batched, in inference mode, from in-memory features) with ``--partners`` K partners;
 * **epoch**: one training epoch of :func:`avvp.train.run_epoch` (batch 16, contrastive loss on),
   what ``avvp train`` runs per epoch (validation not included).
 
@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from avvp.model import HAN
-    from avvp.refine import choose_partners, exchange_probs
+    from avvp.refine.exchange import choose_partners, exchange_probs
     from avvp.train import make_optimizer, run_epoch
 
     torch.set_num_threads(args.threads)

@@ -311,17 +311,22 @@ def test_denoising_table_averages_drop_quality_and_ratio_errors(tmp_path):
             path = tmp_path / E.ratio_quality_path(name, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame({"modality": ["audio", "visual"], "class": ["all", "all"], "labels": [9, 9],
-                          "estimated": [0.1 * seed, 0.2], "true": [0.2, 0.3], "error": [0.05, 0.1 * seed]}).to_parquet(path)
-    summary = aggregate.write_table("denoising", tmp_path, s, tmp_path / "d.md", tmp_path / "d.csv", tmp_path / "d.png")
+                          "estimated": [0.1 * seed, 0.2], "true": [0.2, 0.3],
+                          "error": [0.05, 0.1 * seed]}).to_parquet(path)
+    summary = aggregate.write_table("denoising", tmp_path, s, tmp_path / "d.md", tmp_path / "d.csv",
+                                    tmp_path / "d.png")
     jm = summary[summary["variant"] == "jomold"].iloc[0]
-    assert jm["drop_audio_precision_mean"] == pytest.approx(75.0) and jm["drop_audio_precision_std"] == pytest.approx(np.std([70, 80], ddof=1))
+    assert jm["drop_audio_precision_mean"] == pytest.approx(75.0)
+    assert jm["drop_audio_precision_std"] == pytest.approx(np.std([70, 80], ddof=1))
     assert jm["drop_visual_recall_mean"] == pytest.approx(25.0)
     ma = summary[summary["variant"] == "ma"].iloc[0]
-    assert ma["drop_audio_precision_mean"] == pytest.approx(70.0) and ma["drop_audio_precision_std"] == 0.0  # NaN seed skipped
+    assert ma["drop_audio_precision_mean"] == pytest.approx(70.0)
+    assert ma["drop_audio_precision_std"] == 0.0  # the NaN seed is skipped
     assert np.isnan(summary[summary["variant"] == "baseline"].iloc[0]["drop_audio_recall_mean"])
     md = (tmp_path / "d.md").read_text()
     assert "Drop V rec." in md and "| HAN (baseline) |" in md
-    assert "| JoMoLD noise estimator | 15.0 ± 7.1 | 20.0 ± 0.0 | 5.0 ± 0.0 | 20.0 ± 0.0 | 30.0 ± 0.0 | 15.0 ± 7.1 |" in md
+    ratio_row = "| JoMoLD noise estimator | 15.0 ± 7.1 | 20.0 ± 0.0 | 5.0 ± 0.0 | 20.0 ± 0.0 | 30.0 ± 0.0 | 15.0 ± 7.1 |"
+    assert ratio_row in md
     assert "– | – | – | – |" in md.split("Noise ratios")[0]  # the baseline drops nothing
 
 
@@ -345,7 +350,8 @@ def test_workflow_dry_run_wires_refine_train_and_tables(tmp_path):
     """`snakemake -n` plans Table 4 through the registry: base model, refine, retrain with τ."""
     config = _config()
     config["train"]["seeds"] = [1, 2]
-    config["experiments"].update({"table1": False, "table2": False, "table4": True, "taus": [0.1, 0.2]})
+    config["experiments"].update({"table1": False, "table2": False, "table4": True, "taus": [0.1, 0.2],
+                                  "denoising": False})
     log = _dry_run(config, tmp_path)
     res = f"{config.get('results', 'results')}/{config['dataset']}"
     assert f"avvp refine --model {res}/models/baseline_c_tau0.1/seed2/model.pt" in log
@@ -362,7 +368,7 @@ def test_workflow_dry_run_applies_recipes(tmp_path):
     recipes), the other variants with config train/evaluate; Table 1 takes its HAN row from han."""
     config = _config()
     config["train"]["seeds"] = [1]
-    config["experiments"].update({"table1": True, "table1_baseline": "han", "table2": False})
+    config["experiments"].update({"table1": True, "table1_baseline": "han", "table2": False, "denoising": False})
     config["recipes"] = {"han": {"train": {"batch_size": 8}}}
     log = _dry_run(config, tmp_path)
     res = f"{config['results']}/{config['dataset']}"
@@ -383,3 +389,40 @@ def test_workflow_dry_run_applies_recipes(tmp_path):
     assert gate("han") == "han" and gate("ma") == config["evaluate"]["gate"] == "ma"
     assert f"avvp table table1 --results {res}" in log and '"table1_baseline":"han"' in log
     assert f"{res}/models/baseline/" not in log  # Table 1 alone no longer needs the baseline run
+
+
+@pytest.mark.slow
+def test_workflow_dry_run_wires_jomold(tmp_path):
+    """`snakemake -n`: the estimator, the ratio targets (estimator and MA's drops), the denoised
+    trainings with their ratios and JoMoLD's recipe, the drops' quality and the denoising table."""
+    config = _config()
+    config["train"]["seeds"] = [1]
+    config["experiments"].update({"table1": False, "table2": False, "denoising": True})
+    config["recipes"] = {"jomold": {"train": {"denoise": {"schedule": "linear"}}}}
+    log = _dry_run(config, tmp_path)
+    res = f"{config['results']}/{config['dataset']}"
+
+    def settings(variant):
+        line = next(x for x in log.splitlines()
+                    if "avvp train " in x and f"--out {res}/models/{variant}/seed1/model.pt" in x)
+        return line, json.loads(re.search(r"--settings '([^']*)'", line)[1])
+
+    line, ne = settings("jomold_ne")
+    assert "--ratios" not in line and ne["model"]["cross_attention"] is False
+    assert (ne["train"]["batch_size"], ne["train"]["select_metric"]) == (128, "event_audio")
+    line, jm = settings("jomold")
+    assert f"--ratios {res}/ratios/jomold/seed1/ratios.parquet" in line and "--contrastive on" in line
+    assert jm["model"]["visual_dropout"] == 0.5 and jm["train"]["loss_weights"]["audio"] == 2.0
+    assert jm["train"]["denoise"] == {"method": "jomold", "schedule": "linear", "warm_up_epoch": 0.9}
+    line, _ = settings("jomold_nocl")
+    assert "--contrastive off" in line and f"--ratios {res}/ratios/jomold/seed1/" in line
+    line, _ = settings("jomold_ma")
+    assert f"--ratios {res}/ratios/ma/seed1/ratios.parquet" in line
+    _, ma = settings("ma")
+    assert ma["model"] == config["model"] and ma["train"] == config["train"]  # MA untouched
+    assert (f"avvp noise-ratios --manifest {res}/manifest.parquet --model {res}/models/jomold_ne/seed1/model.pt"
+            f" --features {res}/features --out {res}/ratios/jomold/seed1/ratios.parquet") in log
+    assert f"--labels {res}/refine/ma/seed1/labels.parquet --out {res}/ratios/ma/seed1/ratios.parquet" in log
+    assert f"--quality-dir {res}/ratios/jomold/seed1" in log
+    assert f"avvp drop-quality --drops {res}/models/jomold_ma/seed1/drops.parquet" in log
+    assert f"avvp table denoising --results {res}" in log and f"{res}/models/baseline_c/seed1" in log

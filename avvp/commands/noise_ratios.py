@@ -36,13 +36,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..refine import run as denoise
+    from .refine import export_only
 
     if args.to_npz:
-        if not args.npz:
-            raise ConfigError("--to-npz needs --npz (the file to write)")
-        denoise.export_npz(args.to_npz, args.manifest, args.npz, args.annotations)
-        print(f"{args.to_npz} -> {args.npz}")
-        return 0
+        return export_only(denoise.export_npz, args.to_npz, args.npz, "--to-npz", "--npz", args)
     if not args.out:
         raise ConfigError("avvp noise-ratios needs --out")
     source = ("estimator" if args.model else "exchange" if args.labels else "truth" if args.truth

@@ -38,11 +38,7 @@ def run(args) -> int:
 
     settings = parse_settings(args.settings)
     if args.to_pkl:
-        if not args.pkl:
-            raise ConfigError("--to-pkl needs --pkl (the file to write)")
-        refine.export_pkl(args.to_pkl, args.manifest, args.pkl, args.annotations)
-        print(f"{args.to_pkl} -> {args.pkl}")
-        return 0
+        return export_only(refine.export_pkl, args.to_pkl, args.pkl, "--to-pkl", "--pkl", args)
     if not args.out:
         raise ConfigError("avvp refine needs --out")
     if args.from_pkl:
@@ -58,4 +54,13 @@ def run(args) -> int:
     s = result.summary()
     print(f"{s['labels']} labels: {s['dropped_audio']} audio and {s['dropped_visual']} visual dropped "
           f"({s['dropped_both']} both); {s['videos_without_partner']} videos without partner -> {args.out}")
+    return 0
+
+
+def export_only(export, source: str, target: str | None, flag: str, target_flag: str, args) -> int:
+    """``--to-<format> SOURCE`` with ``--<format> TARGET``: convert a table to an official file only."""
+    if not target:
+        raise ConfigError(f"{flag} needs {target_flag} (the file to write)")
+    export(source, args.manifest, target, args.annotations)
+    print(f"{source} -> {target}")
     return 0

@@ -191,24 +191,32 @@ def ratio_markdown(comparison: pd.DataFrame, title: str = "Noise ratios against 
 
 def ratio_plot(comparison: pd.DataFrame, title: str = "Noise ratios against the truth"):
     """Bars of estimated and true ratios per class, one panel per modality."""
+    return class_bars(comparison, (("estimated", "tab:blue"), ("true", "tab:green")),
+                      lambda m, pooled: f"{m}: mean absolute error {pooled['error'] * 100:.1f} points", title)
+
+
+def class_bars(frame: pd.DataFrame, series, subtitle, title: str):
+    """One panel per modality with two bars per class (``series``: (column, colour) pairs, values
+    in %); the ``all`` rows feed the legend and ``subtitle(modality, pooled row)``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    per_class = comparison[comparison["class"] != "all"]
+    per_class = frame[frame["class"] != "all"]
     classes = list(dict.fromkeys(per_class["class"]))
     fig, axes = plt.subplots(len(MODALITIES), 1, figsize=(max(6.0, 0.55 * len(classes) + 2), 6.5),
                              sharex=True, squeeze=False)
     x = np.arange(len(classes))
     for ax, modality in zip(axes[:, 0], MODALITIES):
         part = per_class[per_class["modality"] == modality].set_index("class").reindex(classes)
-        pooled = comparison[(comparison["modality"] == modality) & (comparison["class"] == "all")].iloc[0]
-        ax.bar(x - 0.2, part["estimated"] * 100.0, 0.4, label="estimated", color="tab:blue")
-        ax.bar(x + 0.2, part["true"] * 100.0, 0.4, label="true", color="tab:green")
+        pooled = frame[(frame["modality"] == modality) & (frame["class"] == "all")].iloc[0]
+        for offset, (col, color) in zip((-0.2, 0.2), series):
+            ax.bar(x + offset, np.nan_to_num(part[col].to_numpy(dtype=np.float64) * 100.0), 0.4,
+                   label=f"{col} (all: {_pct(pooled[col])})", color=color)
         ax.set_ylim(0, 105)
         ax.set_ylabel("%")
-        ax.set_title(f"{modality}: mean absolute error {pooled['error'] * 100:.1f} points")
+        ax.set_title(subtitle(modality, pooled))
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[-1, 0].set_xticks(x, classes, rotation=45, ha="right")
@@ -252,31 +260,9 @@ def to_markdown(q: pd.DataFrame, title: str = "Refinement quality") -> str:
 
 def plot(q: pd.DataFrame, title: str = "Refinement quality"):
     """Grouped bars of precision and recall per class, one panel per modality."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    per_class = q[q["class"] != "all"]
-    classes = list(dict.fromkeys(per_class["class"]))
-    fig, axes = plt.subplots(len(MODALITIES), 1, figsize=(max(6.0, 0.55 * len(classes) + 2), 6.5),
-                             sharex=True, squeeze=False)
-    x = np.arange(len(classes))
-    for ax, modality in zip(axes[:, 0], MODALITIES):
-        part = per_class[per_class["modality"] == modality].set_index("class").reindex(classes)
-        pooled = q[(q["modality"] == modality) & (q["class"] == "all")].iloc[0]
-        for offset, col, color in ((-0.2, "precision", "tab:blue"), (0.2, "recall", "tab:orange")):
-            ax.bar(x + offset, np.nan_to_num(part[col].to_numpy() * 100.0), 0.4,
-                   label=f"{col} (all: {_pct(pooled[col])})", color=color)
-        ax.set_ylim(0, 105)
-        ax.set_ylabel("%")
-        ax.set_title(f"{modality}: {int(pooled['dropped'])} dropped, {int(pooled['absent'])} truly absent")
-        ax.legend(loc="upper right", fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-    axes[-1, 0].set_xticks(x, classes, rotation=45, ha="right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return class_bars(q, (("precision", "tab:blue"), ("recall", "tab:orange")),
+                      lambda m, pooled: f"{m}: {int(pooled['dropped'])} dropped, {int(pooled['absent'])} truly absent",
+                      title)
 
 
 def _pct(value: float) -> str:
