@@ -27,6 +27,7 @@ import pandas as pd
 
 from .classes import load_classes
 from .errors import InputError
+from .paths import check_llp_name
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +113,14 @@ def youtube_id(filename: str) -> str:
 
 
 def parse_window(filename: str, path: Path | None = None, line: int | None = None) -> tuple[float, float]:
-    """(start, end) in seconds from ``<id>_<start>_<end>``; the id itself may contain '_'."""
-    rest = filename[ID_LENGTH:]
-    parts = rest.split("_")
-    if len(filename) <= ID_LENGTH or len(parts) != 3 or parts[0] != "":
-        raise InputError(path, f"file name {filename!r} is not '<11-character id>_<start>_<end>'", line)
-    try:
-        start, end = float(parts[1]), float(parts[2])
-    except ValueError:
-        raise InputError(path, f"file name {filename!r} has a non-numeric start or end", line) from None
+    """(start, end) in seconds from ``<id>_<start>_<end>``; the id itself may contain '_'.
+
+    The whole name is checked (:func:`avvp.paths.check_llp_name`): the id is 11 characters of
+    ``[A-Za-z0-9_-]``, start and end are plain decimal numbers, so no name can reach the
+    filesystem as anything but one file name.
+    """
+    match = check_llp_name(filename, path, line)
+    start, end = float(match["start"]), float(match["end"])
     if end <= start:
         raise InputError(path, f"file name {filename!r} ends before it starts", line)
     return start, end
@@ -203,12 +203,16 @@ def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) ->
             continue
         if (name, label, on, off) in drop:
             continue
+        if on > off:
+            log.warning("%s, line %d: onset %s is after offset %s (%s, %s); row ignored",
+                        path, lineno, onset, offset, name, label)
         if on >= off:
             degenerate += 1
             continue
         spans.setdefault((name, label), []).append((on, off))
     if orphans or degenerate:
-        log.info("%s: ignored %d orphan and %d empty rows", path.name, orphans, degenerate)
+        log.info("%s: ignored %d orphan rows and %d rows with onset >= offset", path.name, orphans,
+                 degenerate)
     records = []
     for (name, label), items in spans.items():
         for on, off in _merge(items):

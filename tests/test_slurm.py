@@ -1,4 +1,4 @@
-"""Cluster execution through the Snakemake profiles (workflow/profiles/{default,slurm}).
+"""Cluster execution through the Snakemake profiles (workflow/profiles/{default,local,slurm}).
 
 The profile tests dry-run the demo DAG and need no SLURM. The SLURM test runs part of a tiny demo
 DAG (extraction shards, feature merging and one training job asking for a GPU) on a real SLURM
@@ -64,15 +64,16 @@ TINY_CONFIG = {
 # helpers
 
 
-def _start(workdir: Path, *args: str) -> subprocess.Popen:
-    """Start ``snakemake`` on the repository's Snakefile in ``workdir`` with the tiny config.
+def _start(workdir: Path, *args: str, workflow_profile: bool = False) -> subprocess.Popen:
+    """Start ``snakemake`` on the repository's Snakefile in ``workdir`` with the tiny config
+    (without the workflow profile unless ``workflow_profile``).
 
     It runs in a session of its own, so that :func:`_finish` can kill it with all its children.
     """
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
-        str(workdir), "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none",
-        *args,
+        str(workdir), "--configfile", str(workdir / "config.yaml"),
+        *([] if workflow_profile else ["--workflow-profile", "none"]), *args,
     ]
     return subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -94,10 +95,11 @@ def _finish(
 
 
 def _snakemake(
-    workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_S
+    workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_S, workflow_profile: bool = False
 ) -> subprocess.CompletedProcess:
     """Run ``snakemake`` (see :func:`_start`), killed after ``timeout`` seconds."""
-    return _finish(_start(workdir, *args), workdir, time.monotonic() + timeout)
+    return _finish(_start(workdir, *args, workflow_profile=workflow_profile), workdir,
+                   time.monotonic() + timeout)
 
 
 def _check(result: subprocess.CompletedProcess, workdir: Path) -> str:
@@ -116,10 +118,10 @@ def _tiny_workdir(path: Path) -> Path:
     return path
 
 
-def _dry_run_jobs(workdir: Path, *args: str) -> list[dict[str, str]]:
+def _dry_run_jobs(workdir: Path, *args: str, workflow_profile: bool = False) -> list[dict[str, str]]:
     """Dry-run the tiny demo DAG up to the model; one dict per job: rule, wildcards, resources."""
-    stdout = _check(_snakemake(workdir, "--dry-run", "--forceall", *args, TARGET, timeout=120),
-                    workdir)
+    stdout = _check(_snakemake(workdir, "--dry-run", "--forceall", *args, TARGET, timeout=120,
+                               workflow_profile=workflow_profile), workdir)
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", stdout):
         head = re.match(r"(?:local)?rule (\w+):", block)
@@ -146,9 +148,12 @@ def _wildcard(job: dict[str, str], name: str) -> str | None:
 # profiles (no SLURM needed)
 
 
-def test_slurm_profile_resources(tmp_path: Path) -> None:
-    """The slurm profile gives GPU rules a GPU, the others none, and every job memory and time."""
-    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "slurm"))
+@pytest.mark.parametrize("workflow_profile", [False, True], ids=["alone", "with-workflow-profile"])
+def test_slurm_profile_resources(tmp_path: Path, workflow_profile: bool) -> None:
+    """The slurm profile gives GPU rules a GPU, the others none, and every job memory and time;
+    also with the workflow profile (workflow/profiles/default) that Snakemake loads by itself."""
+    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "slurm"),
+                         workflow_profile=workflow_profile)
     by_rule: dict[str, list[dict[str, str]]] = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
@@ -168,11 +173,11 @@ def test_slurm_profile_resources(tmp_path: Path) -> None:
             assert res.get("gpu", "0") == "0", job
 
 
-def test_default_profile_caps_gpu_jobs(tmp_path: Path) -> None:
+def test_local_profile_caps_gpu_jobs(tmp_path: Path) -> None:
     """The local profile marks GPU jobs (for its `resources: gpu` cap) and still dry-runs."""
-    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "default"),
-                         "--cores", "2")
-    profile = yaml.safe_load((PROFILES / "default" / "config.yaml").read_text())
+    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "local"),
+                         "--cores", "2", workflow_profile=True)
+    profile = yaml.safe_load((PROFILES / "local" / "config.yaml").read_text())
     assert int(profile["resources"]["gpu"]) >= 1
     gpu = {(j["rule"], _wildcard(j, "role")): _resources(j).get("gpu", "0") for j in jobs}
     assert gpu[("train", None)] == "1"
