@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,13 @@ def _read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, list[str
     """(file line number, fields) of each data row; checks the header and the field count."""
     if not path.exists():
         raise InputError(path, "file not found")
-    with path.open(newline="") as fh:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         raw[:exc.start].count(b"\n") + 1) from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
         try:
             header = next(reader)
@@ -142,7 +149,9 @@ def _read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, list[str
             raise InputError(path, f"missing column(s) {', '.join(missing)}; header is {header}", 1)
         index = [header.index(c) for c in columns]
         rows = []
-        for lineno, fields in enumerate(reader, start=2):
+        end = reader.line_num
+        for fields in reader:
+            lineno, end = end + 1, reader.line_num  # a quoted field may span lines
             if not fields or all(not f.strip() for f in fields):
                 continue
             if len(fields) != len(header):

@@ -123,6 +123,22 @@ def _folder(tmp_path: Path, audio_rows: str, weak_test: str = "vid00000001_0_10\
     return tmp_path
 
 
+def test_rows_with_onset_after_offset_are_dropped_with_a_warning(tmp_path, caplog):
+    rows = ("vid00000001_0_10\t0\t3\tAlpha\n"
+            "vid00000001_0_10\t9\t2\tBeta\n"     # line 3: onset > offset
+            "vid00000001_0_10\t5\t5\tBeta\n"     # empty: dropped, counted, not warned
+            "vid00000001_0_10\t7\t6\tGamma\n")   # line 5
+    folder = _folder(tmp_path, rows)
+    with caplog.at_level("INFO", logger="avvp.annotations"):
+        ann = read_llp(folder)
+    assert ann.audio[["class", "onset", "offset"]].values.tolist() == [["Alpha", 0, 3]]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    path = folder / "AVVP_eval_audio.csv"
+    assert len(warned) == 2
+    assert warned[0].startswith(f"{path}, line 3: onset 9 is after offset 2")
+    assert warned[1].startswith(f"{path}, line 5: onset 7 is after offset 6")
+
+
 def test_merging_degenerate_and_orphan_rows(tmp_path):
     rows = ("vid00000001_0_10\t0\t3\tAlpha\n"
             "vid00000001_3\t4\t6\tAlpha\n"  # orphan (no such video)
