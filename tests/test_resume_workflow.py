@@ -143,6 +143,18 @@ def _assert_same(ref: Path, run: Path) -> None:
         pd.read_parquet(run / MODEL_DIR / "history.parquet").drop(columns="seconds"))
 
 
+def test_workflow_profile_is_loaded_without_flags(tmp_path: Path) -> None:
+    """Plain `snakemake` in the repository loads workflow/profiles/default (rerun-incomplete)."""
+    _workdir(tmp_path / "w")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(tmp_path / "w"),
+                           "-n", TARGET], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    assert "Using workflow specific profile profiles/default" in proc.stderr
+    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert profile["rerun-incomplete"] is True
+    assert (REPO / "profiles" / "default").resolve() == REPO / "workflow" / "profiles" / "default"
+
+
 @pytest.mark.slow
 def test_plain_rerun_resumes_after_kill9_of_snakemake(tmp_path: Path) -> None:
     ref = _workdir(tmp_path / "uninterrupted")
