@@ -34,28 +34,14 @@ TARGET = str(MODEL_DIR / "model.pt")
 ROLES = ("audio", "frame", "clip")
 TIMEOUT_S = 300
 
-CONFIG = {
-    "dataset": DATASET,
-    "results": "results",
-    "data": {"source": "synth"},
-    "synth": {
-        "seed": 0, "shards": 1, "n_train": 4, "n_val": 2, "n_test": 2, "n_classes": 8,
-        "width": 32, "height": 32, "fps": 8, "sample_rate": 16000, "duration": 10,
-        "events_per_video": [1, 2], "clutter": 0,
-    },
-    # batch_size 10 divides every role's units per clip (10 audio examples, 80 frames, 10 clips),
-    # so a resumed shard runs exactly the batches of an uninterrupted one.
-    "features": {
-        "shards": 1, "device": "cpu", "batch_size": 10, "threads": 1, "checkpoint_every": 1,
-        "audio": {"extractor": "vggish", "weights": "none", "seed": 0},
-        "frame": {"extractor": "resnet152", "backbone": "resnet18", "weights": "none", "seed": 0,
-                  "size": 32, "crop": 32},
-        "clip": {"extractor": "r2plus1d_18", "weights": "none", "seed": 0, "size": 32},
-    },
-    "model": {"d_model": 16, "nhead": 1, "dim_feedforward": 16, "dropout": 0.1},
-    "train": {"epochs": 30, "batch_size": 2, "seeds": [1], "device": "cpu"},
-    "experiments": {"table2": False, "table3": False, "table4": False},
-}
+# The tests' tiny demo (tests/tiny_demo.yaml) with one shard per role and 30 short epochs.
+# batch_size 10 divides every role's units per clip (10 audio examples, 80 frames, 10 clips), so
+# a resumed shard runs exactly the batches of an uninterrupted one.
+CONFIG = yaml.safe_load((Path(__file__).parent / "tiny_demo.yaml").read_text())
+CONFIG["synth"]["shards"] = 1
+CONFIG["features"].update(shards=1, device="cpu", batch_size=10, threads=1, checkpoint_every=1)
+CONFIG["train"].update(epochs=30, batch_size=2, device="cpu")
+assert CONFIG["dataset"] == DATASET
 
 
 def _workdir(path: Path) -> Path:

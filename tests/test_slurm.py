@@ -38,26 +38,8 @@ SHARDS = 2
 RUN_TIMEOUT_S = 600
 
 # Tiny demo: 8 clips of 32 x 32 pixels in 2 shards, small random-weight backbones, one epoch.
-TINY_CONFIG = {
-    "dataset": DATASET,
-    "results": "results",
-    "data": {"source": "synth"},
-    "synth": {
-        "seed": 0, "shards": SHARDS, "n_train": 4, "n_val": 2, "n_test": 2, "n_classes": 8,
-        "width": 32, "height": 32, "fps": 8, "sample_rate": 16000, "duration": 10,
-        "events_per_video": [1, 2], "clutter": 0,
-    },
-    "features": {
-        "shards": SHARDS, "device": "auto", "batch_size": 8,
-        "audio": {"extractor": "vggish", "weights": "none", "seed": 0},
-        "frame": {"extractor": "resnet152", "backbone": "resnet18", "weights": "none", "seed": 0,
-                  "size": 32, "crop": 32},
-        "clip": {"extractor": "r2plus1d_18", "weights": "none", "seed": 0, "size": 32},
-    },
-    "model": {"d_model": 16, "nhead": 1, "dim_feedforward": 16, "dropout": 0.1},
-    "train": {"epochs": 1, "batch_size": 4, "seeds": [1], "device": "auto"},
-    "experiments": {"table2": False, "table3": False, "table4": False},
-}
+TINY_CONFIG = yaml.safe_load((Path(__file__).parent / "tiny_demo.yaml").read_text())
+assert TINY_CONFIG["dataset"] == DATASET and TINY_CONFIG["features"]["shards"] == SHARDS
 
 
 # ---------------------------------------------------------------------------------------------
