@@ -1,13 +1,12 @@
 """The README's plain rerun resumes after ``kill -9`` of the real ``snakemake`` process.
 
-A tiny demo DAG (8 clips of 32 x 32 pixels, one shard per role, 30 short epochs) is built once
-without interruption. A second working directory (with the first one's clips) is then killed with
-SIGKILL twice: during feature extraction and during training (Snakemake first, then the jobs it
-had started, as a crash would). After each kill the
-same command runs again, with no flag and no ``--unlock``; the last run ends the DAG. Feature
-stores, model weights and training history must be bitwise equal to the uninterrupted run's.
+A tiny demo DAG (5 clips of 4 s at 32 x 32 pixels, one shard per role, 30 short epochs) is built
+once without interruption. A second working directory (with the first one's clips) is then killed
+with SIGKILL twice: during feature extraction and during training (Snakemake first, then the jobs
+it had started, as a crash would). After each kill the same command runs again, with no flag and
+no ``--unlock``; the last run ends the DAG. Feature stores, model weights and training history
+must be bitwise equal to the uninterrupted run's.
 """
-
 from __future__ import annotations
 
 import os
@@ -34,12 +33,12 @@ TARGET = str(MODEL_DIR / "model.pt")
 ROLES = ("audio", "frame", "clip")
 TIMEOUT_S = 300
 
-# The tests' tiny demo (tests/tiny_demo.yaml) with one shard per role and 30 short epochs.
-# batch_size 10 divides every role's units per clip (10 audio examples, 80 frames, 10 clips), so
-# a resumed shard runs exactly the batches of an uninterrupted one.
+# The tests' tiny demo (tests/tiny_demo.yaml), smaller still: 5 clips of 4 s, one shard per role,
+# 30 short epochs. batch_size 4 divides every role's units per clip (4 audio examples, 32 frames,
+# 4 clips), so a resumed shard runs exactly the batches of an uninterrupted one.
 CONFIG = yaml.safe_load((Path(__file__).parent / "tiny_demo.yaml").read_text())
-CONFIG["synth"]["shards"] = 1
-CONFIG["features"].update(shards=1, device="cpu", batch_size=10, threads=1, checkpoint_every=1)
+CONFIG["synth"].update(shards=1, duration=4, n_train=3, n_val=1, n_test=1)
+CONFIG["features"].update(shards=1, device="cpu", batch_size=4, threads=1, checkpoint_every=1)
 CONFIG["train"].update(epochs=30, batch_size=2, device="cpu")
 assert CONFIG["dataset"] == DATASET
 
