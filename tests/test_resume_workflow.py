@@ -7,6 +7,7 @@ it had started, as a crash would). After each kill the same command runs again, 
 no ``--unlock``; the last run ends the DAG. Feature stores, model weights and training history
 must be bitwise equal to the uninterrupted run's.
 """
+
 from __future__ import annotations
 
 import os
