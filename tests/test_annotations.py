@@ -31,6 +31,28 @@ def test_files_are_the_official_ones(llp_dir):
         assert sha256(llp_dir / name) == digest, name
 
 
+def test_fetch_writes_the_marker_file_last(llp_dir, tmp_path, monkeypatch):
+    """AVVP_train.csv (the fetch rule's declared output) never exists before the other files."""
+    import urllib.request
+
+    from avvp.fetch import fetch_annotations
+
+    opened = []
+    real = urllib.request.urlopen
+
+    def die_on_the_last(url, *args, **kwargs):
+        opened.append(url.rsplit("/", 1)[1])
+        if len(opened) == len(LLP_SHA256):
+            raise KeyboardInterrupt  # killed while fetching the last file
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", die_on_the_last)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_annotations(llp_dir.as_uri(), tmp_path / "a")
+    assert opened[-1] == "AVVP_train.csv"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(set(LLP_SHA256) - {"AVVP_train.csv"})
+
+
 def test_split_sizes_and_order(llp, llp_dir):
     counts = llp.videos["split"].value_counts().to_dict()
     assert counts == {"train": 10000, "val": 649, "test": 1200}
