@@ -12,9 +12,10 @@ data order of an epoch is a function of (seed, epoch) only. After every epoch th
 with the same weights as an uninterrupted one.
 
 Outputs beside ``model.pt``: ``history.parquet`` (one row per epoch: losses, learning rate,
-validation metrics), ``curve.png`` and ``checkpoints/last.pt``. The three outputs appear only when
-the run ends (model.pt last), so a killed run never leaves a finished-looking output (Snakemake's
-incomplete-output check); while it runs, ``checkpoints/history.parquet`` shows its progress.
+validation metrics), ``curve.png`` and ``checkpoints/last.pt``. ``model.pt``, ``history.parquet``
+and ``curve.png`` are written only when the run ends (``model.pt`` last), so a killed run never
+leaves a finished-looking output (Snakemake's incomplete-output check); while it runs,
+``checkpoints/history.parquet`` shows the epochs done so far.
 """
 
 from __future__ import annotations
