@@ -17,7 +17,11 @@ data order of an epoch is a function of (seed, epoch) only. After every epoch th
 with the same weights as an uninterrupted one.
 
 Outputs beside ``model.pt``: ``history.parquet`` (one row per epoch: losses, learning rate,
-validation metrics), ``curve.png`` and ``checkpoints/last.pt``.
+validation metrics), ``curve.png``, ``checkpoints/last.pt`` and, with dynamic label denoising,
+``drops.parquet``. ``model.pt``, ``history.parquet``, ``curve.png`` and ``drops.parquet`` are
+written only when the run ends (``model.pt`` last), so a killed run never
+leaves a finished-looking output (Snakemake's incomplete-output check); while it runs,
+``checkpoints/history.parquet`` shows the epochs done so far.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .atomic import write_parquet
 from .checkpoint import load_torch, save_model, save_torch
 from .data import SplitData, Targets, build_targets, load_annotations, load_split
 from .device import resolve_device
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .losses import CONTRASTIVE_LOSSES, CONTRASTIVE_VISUAL, LOSS_TERMS, NEGATIVES, training_loss
 from .metrics import GATES, METRICS, evaluate_arrays, segment_type_at_av
 from .model import HAN, HANConfig
@@ -92,7 +96,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 SELECT = ("last", "best")
 CHECKPOINT = "checkpoints/last.pt"
-#: The drop record of dynamic label denoising, beside the model file.
+#: The history so far, rewritten every epoch (the final history.parquet is written at the end).
+PROGRESS = "checkpoints/history.parquet"
+#: The drop record of dynamic label denoising, beside the model file (written at the end).
 DROPS = "drops.parquet"
 STATE_FORMAT = "avvp-train-state"
 #: Columns of history.parquet drawn in curve.png (besides the losses).
@@ -291,7 +297,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     start = 0
 
     if resume and ckpt_path.exists():
-        state = load_torch(ckpt_path)
+        state = _load_resume_state(ckpt_path)
         if isinstance(state, Mapping) and state.get("format") == STATE_FORMAT \
                 and state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
@@ -335,17 +341,26 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
             "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
             "denoiser": None if denoiser is None else denoiser.state(),
         })
-        write_parquet(out.parent / "history.parquet", pd.DataFrame(history))
+        write_parquet(out.parent / PROGRESS, pd.DataFrame(history))
         epochs.set_postfix(_postfix(row))
         log.info("epoch %d/%d %s", epoch + 1, t["epochs"],
                  " ".join(f"{k} {v:.4f}" for k, v in _postfix(row).items()))
         if hook is not None:
             hook("epoch", epoch + 1, -1)
 
-    result = _finish(model, history, best, s, classes, out, seed, meta)
     if denoiser is not None:
         denoiser.write(out.parent / DROPS, train.features.video_ids, classes)
-    return result
+    return _finish(model, history, best, s, classes, out, seed, meta)
+
+
+def _load_resume_state(path: Path) -> Any:
+    """The resume state in ``path``; a damaged file stops with how to start afresh."""
+    try:
+        return load_torch(path)
+    except InputError as exc:
+        raise InputError(path, f"{exc.problem}. This is the resume state of an interrupted run; "
+                               f"to start this run afresh, delete the file (rm {path}) or run "
+                               f"`avvp train` with --restart") from None
 
 
 def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torch.Tensor, ...],
@@ -442,9 +457,9 @@ def _finish(model: HAN, history: list[dict], best: dict | None, s: Mapping, clas
     info = {"settings": s, "seed": seed, "epoch": epoch, "select": s["train"]["select"],
             "select_metric": metric, "val_score": score, "val_segment_type": type_av,
             "avvp_version": __version__, **_plain(meta or {})}
-    save_model(out, model, classes, info)
     write_parquet(out.parent / "history.parquet", frame)
     write_curve(frame, out.parent / "curve.png", title=f"{out.parent.parent.name} seed {seed}")
+    save_model(out, model, classes, info)  # last: an existing model.pt means a finished run
     log.info("selected epoch %d (val %s %.4f) -> %s", epoch, metric, score, out)
     return TrainResult(model, frame, epoch, score)
 

@@ -40,19 +40,19 @@ rule evaluate:
             subcategory="{variant}",
             labels={"figure": "timeline", "seed": "{seed}", "split": "{split}"},
         ),
+    log:
+        out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
     wildcard_constraints:
         seed=r"\d+",
         split="val|test",
+    conda:
+        "../../envs/avvp.yaml"
     params:
         folder=lambda wildcards, input: os.path.dirname(input.annotations),
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
         gate=evaluate_gate,
         timeline_videos=evaluate_timeline_videos,
         version=config["data"].get("annotation_version", "current"),
-    log:
-        out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
-    conda:
-        "../../envs/avvp.yaml"
     shell:
         "avvp evaluate --predictions {input.predictions} --annotations {params.folder}"
         " --split {wildcards.split} --gate {params.gate} --version {params.version}"

@@ -24,7 +24,11 @@ def train_variant(name):
     """
     variant = avvp_experiments.get_variant(name)
     default_tau = variant_config(name)[0].get("contrastive", {}).get("tau", 0.2)
-    return variant.contrastive, avvp_experiments.train_tau(variant, default_tau), variant.labels_from
+    return (
+        variant.contrastive,
+        avvp_experiments.train_tau(variant, default_tau),
+        variant.labels_from,
+    )
 
 
 def train_labels(wildcards):
