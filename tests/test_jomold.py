@@ -622,6 +622,12 @@ def test_training_with_joint_modal_denoising_records_and_scores_drops(tiny_set):
     pooled = pd.read_parquet(root / "a" / "q" / "quality.parquet").set_index(["modality", "class"])
     assert pooled.loc[("visual", "all"), "dropped"] == int((drops["modality"] == "visual").sum())
     assert (root / "a" / "q" / "quality_epochs.parquet").exists()
+    counts = pd.read_parquet(root / "a" / "q" / "drop_counts.parquet")
+    assert counts["times"].sum() == len(drops) and counts["times"].max() <= 2
+    firsts = {(v, classes[int(np.flatnonzero(labels[ids.index(v)])[0])]) for v in ids}  # truly invisible
+    visual = counts[counts["modality"] == "visual"]
+    assert list(visual["absent"]) == [(v, c) in firsts for v, c in zip(visual["video_id"], visual["class"])]
+    assert not counts[counts["modality"] == "audio"]["absent"].any()  # every label is audible
     assert "Per epoch" in (root / "a" / "q" / "quality.md").read_text()
 
     # an interrupted run resumes to the same weights and the same drops

@@ -9,7 +9,8 @@ def register(sub) -> None:
         description="Reads drops.parquet (written beside model.pt by avvp train with dynamic label "
                     "denoising) and the demo's true per-modality training labels; writes "
                     "quality.parquet/.md/.png (pooled over the epochs in which labels could be "
-                    "dropped) and quality_epochs.parquet (per epoch) into --out-dir.")
+                    "dropped), quality_epochs.parquet (per epoch) and drop_counts.parquet (how often "
+                    "each label was dropped) into --out-dir.")
     p.add_argument("--drops", required=True, help="drops.parquet")
     p.add_argument("--manifest", required=True, help="manifest.parquet (dense_train_*.parquet beside it)")
     p.add_argument("--annotations", default=None, help="annotation folder for classes.txt")

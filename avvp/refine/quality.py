@@ -72,6 +72,18 @@ def truth_presence(table: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
                        dtype=bool, count=len(table))
 
 
+def count_truth(counts: pd.DataFrame, truth: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """``counts`` (``video_id``, ``class``, ``modality``, ...) with ``absent``: whether the label
+    is truly absent from that modality (``truth``: the training events per modality)."""
+    out = counts.copy()
+    absent = np.zeros(len(out), dtype=bool)
+    for modality in MODALITIES:
+        rows = (out["modality"] == modality).to_numpy()
+        absent[rows] = ~truth_presence(out[rows], truth[modality])
+    out["absent"] = absent
+    return out
+
+
 def quality(table: pd.DataFrame, truth_audio: pd.DataFrame, truth_visual: pd.DataFrame,
             classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Precision and recall of the dropped labels per modality and class.

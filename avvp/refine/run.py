@@ -23,7 +23,7 @@ from ..checkpoint import load_model
 from ..data import Features, check_dims, load_annotations, load_features, split_ids
 from ..errors import ConfigError, InputError
 from . import get_method, quality as Q
-from .drops import epoch_tables, read_drops
+from .drops import drop_counts, epoch_tables, read_drops
 from .exchange import RefineResult, diagnose, refine_settings
 from .official import read_need_to_change, write_need_to_change
 from .ratios import SOURCES, NoiseRatios, ratios_from_table, read_ratios, true_ratios, write_npz, write_ratios
@@ -199,8 +199,9 @@ def run_drop_quality(drops: str | Path, manifest: str | Path, out_dir: str | Pat
     """``avvp drop-quality``: precision and recall of a dynamic method's drops against the truth.
 
     Writes into ``out_dir``: ``quality.parquet/.md/.png`` (pooled over the epochs in which the
-    method could drop, in the layout of the static methods' report) and
-    ``quality_epochs.parquet`` (per epoch). Returns the pooled table.
+    method could drop, in the layout of the static methods' report), ``quality_epochs.parquet``
+    (per epoch) and ``drop_counts.parquet`` (how often each video, class and modality was dropped,
+    and whether that label is truly absent). Returns the pooled table.
     """
     from ..atomic import save_figure, write_parquet, write_text
 
@@ -217,6 +218,7 @@ def run_drop_quality(drops: str | Path, manifest: str | Path, out_dir: str | Pat
     title = f"Drop quality ({Path(drops).parent}), pooled over epochs {_ranges(active)}"
     write_parquet(paths["parquet"], pooled)
     write_parquet(Path(out_dir) / "quality_epochs.parquet", per_epoch)
+    write_parquet(Path(out_dir) / "drop_counts.parquet", Q.count_truth(drop_counts(frame), truth))
     text = Q.to_markdown(pooled, title) + "\n\n" + _epoch_markdown(per_epoch)
     write_text(paths["md"], text)
     save_figure(paths["png"], Q.plot(pooled, title))

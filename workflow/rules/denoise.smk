@@ -43,6 +43,7 @@ rule drop_quality:
     output:
         quality=out("denoise/{variant}/seed{seed}/quality.parquet"),
         epochs=out("denoise/{variant}/seed{seed}/quality_epochs.parquet"),
+        counts=out("denoise/{variant}/seed{seed}/drop_counts.parquet"),
         quality_md=report(
             out("denoise/{variant}/seed{seed}/quality.md"),
             caption="../report/drop_quality.rst",
