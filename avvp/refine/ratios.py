@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -151,17 +151,3 @@ def read_ratios(path: str | Path, classes: Sequence[str]) -> NoiseRatios:
     return NoiseRatios(classes, audio, visual, frame["labels"].to_numpy(np.int64),
                        frame["noisy_audio"].to_numpy(np.int64), frame["noisy_visual"].to_numpy(np.int64),
                        source, attrs)
-
-
-def describe(ratios: NoiseRatios) -> str:
-    """One line per modality: the ratios in class order, rounded."""
-    def fmt(values: np.ndarray) -> str:
-        return " ".join(f"{v:.3f}" for v in values)
-
-    return f"audio {fmt(ratios.audio)}\nvisual {fmt(ratios.visual)}"
-
-
-def as_dict(ratios: NoiseRatios) -> dict[str, Any]:
-    """JSON-like form (for logs and metadata)."""
-    return {"source": ratios.source, "classes": list(ratios.classes),
-            "audio": ratios.audio.tolist(), "visual": ratios.visual.tolist()}
