@@ -478,3 +478,24 @@ def _probs_of_result(res):
     for k, col in cols.items():
         arrays[k][res.table["row"], res.table["class_index"]] = res.table[col]
     return R.ExchangeProbs(**arrays)
+
+
+class _RunsCode:
+    """A pickle payload that would create a file when unpickled by a plain ``pickle.load``."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_pkl_reader_refuses_objects_that_run_code(tmp_path):
+    ids, classes, labels, _ = _result_with_drops()
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump([[[_RunsCode(marker)], [], [], []], [[], [], [], []]], fh)
+    with pytest.raises(InputError, match="refers to .*open.*refused"):
+        O.read_need_to_change(path, ids, classes, labels)
+    assert not marker.exists()

@@ -3,7 +3,8 @@
 * MA's ``need_to_change.pkl`` (official.md §e1): a pickle of ``[need_to_change_v,
   need_to_change_a]``, each a list of C lists of 0-based training-CSV row indices (0-dim torch
   int64 tensors in the official file) whose visual / audio label is dropped. It maps to the
-  refined-labels table (:mod:`avvp.refine.table`).
+  refined-labels table (:mod:`avvp.refine.table`). It is read by a restricted unpickler that
+  admits only lists, ints and tensors, so a crafted file cannot run code.
 * JoMoLD's ``noise_ratios.npz`` (jomold.md §5.5): ``np.savez(path, audio=r^a, visual=r^v)``, two
   float64 arrays of shape (C,) in class order. It maps to the noise-ratio table
   (:mod:`avvp.refine.ratios`). It is read with ``allow_pickle=False``.
@@ -77,7 +78,7 @@ def read_need_to_change(path: str | Path, train_ids: Sequence[str], classes: Seq
         raise InputError(path, "file not found")
     try:
         with open(path, "rb") as fh:
-            data = pickle.load(fh)  # noqa: S301 - the official format is a pickle
+            data = _PklReader(fh).load()
     except Exception as exc:  # noqa: BLE001
         raise InputError(path, f"cannot unpickle: {exc}") from None
     if not (isinstance(data, (list, tuple)) and len(data) == 2):
@@ -102,6 +103,33 @@ def read_need_to_change(path: str | Path, train_ids: Sequence[str], classes: Seq
     thr = {"audio": np.full(c, np.nan), "visual": np.full(c, np.nan)}
     partners = np.full((n, 1), -1, dtype=np.int64)
     return build_table(train_ids, classes, labels, probs, thr, drop_a, drop_v, partners, alias_global)
+
+
+class _PklReader(pickle.Unpickler):
+    """Unpickles only what a ``need_to_change.pkl`` holds: lists, ints and 0-dim torch tensors.
+
+    A plain ``pickle.load`` would run any callable a crafted file names. Here the only globals
+    admitted are the two that rebuild a pickled tensor, and its storage bytes are read with
+    ``torch.load(weights_only=True)`` (torch's own ``_load_from_bytes`` uses ``weights_only=False``).
+    """
+
+    _ALLOWED = {("torch._utils", "_rebuild_tensor_v2"), ("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _storage_from_bytes
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a need_to_change.pkl "
+                                     "never holds (only lists of row indices); refused")
+
+
+def _storage_from_bytes(data: bytes):
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True)
 
 
 def _as_int(value: Any, path: Path, name: str) -> int:
