@@ -551,7 +551,8 @@ def run_refine(model_path: str | Path, features_dir: str | Path, manifest: str |
     if model.config.n_classes != len(ann.classes):
         raise InputError(model_path, f"the model predicts {model.config.n_classes} classes, "
                                      f"the annotations have {len(ann.classes)}")
-    features = load_features(features_dir, ids, progress=progress)
+    features = load_features(features_dir, ids, progress=progress, missing="skip", what="training videos")
+    train_ids, ids = ids, features.video_ids
     check_dims(features, model.config.to_dict(), features_dir)
     started = time.perf_counter()
     result = refine(model, ids, ann.classes, ann.weak(ids), features.audio, features.frame, features.clip,
@@ -565,7 +566,7 @@ def run_refine(model_path: str | Path, features_dir: str | Path, manifest: str |
         log.warning("%s: %s", model_path, message)
     write_table(out, result, {"base_model": str(model_path), "run_seed": int(run_seed), "seconds": seconds})
     if pkl is not None:
-        write_need_to_change(pkl, result.table, ids, ann.classes)
+        write_need_to_change(pkl, result.table, train_ids, ann.classes)
     if quality_dir is not None:
         from . import refine_quality
 

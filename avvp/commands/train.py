@@ -25,6 +25,9 @@ def register(sub) -> None:
                    help="add MA's contrastive loss (overrides train.contrastive.enabled)")
     p.add_argument("--tau", type=float, default=None,
                    help="contrastive temperature (overrides train.contrastive.tau)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="leave validation videos without features out of validation instead of "
+                        "stopping (training videos without features are always left out, with a warning)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -43,7 +46,7 @@ def run(args) -> int:
         settings = {**settings, "train": train}
     result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
                           labels=args.labels, annotations=args.annotations, resume=not args.restart,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, allow_missing=args.allow_missing)
     print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
           f"(val segment Type@AV {100 * result.score:.1f}) -> {args.out}")
     return 0

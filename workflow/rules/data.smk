@@ -37,6 +37,8 @@ rule manifest:
         clips=clips_param,
     log:
         out("logs/manifest.log"),
+    benchmark:
+        out("benchmarks/manifest.tsv")
     conda:
         "../../envs/avvp.yaml"
     shell:

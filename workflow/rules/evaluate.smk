@@ -49,12 +49,16 @@ rule evaluate:
         gate=evaluate_gate,
         timeline_videos=evaluate_timeline_videos,
         version=config["data"].get("annotation_version", "current"),
+        allow_missing=allow_missing_flag,
     log:
         out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
+    benchmark:
+        out("benchmarks/evaluate/{variant}/seed{seed}/{split}.tsv")
     conda:
         "../../envs/avvp.yaml"
     shell:
         "avvp evaluate --predictions {input.predictions} --annotations {params.folder}"
         " --split {wildcards.split} --gate {params.gate} --version {params.version}"
         " --out {params.out_dir} --timeline-videos {params.timeline_videos}"
-        " --meta variant={wildcards.variant} --meta seed={wildcards.seed} > {log} 2>&1"
+        " --meta variant={wildcards.variant} --meta seed={wildcards.seed} {params.allow_missing}"
+        " > {log} 2>&1"
