@@ -19,6 +19,7 @@ import time
 
 from . import __version__, commands
 from .errors import AvvpError
+from .memory import lean_allocator
 
 
 def command_modules() -> list[str]:
@@ -68,6 +69,8 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    lean_allocator()
     argv = sys.argv[1:] if argv is None else list(argv)
     named = _command_name(argv)
     only = named if named in command_modules() else None
@@ -84,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    started = time.perf_counter()
     try:
         result = args.func(args)
     except AvvpError as exc:

@@ -27,6 +27,7 @@ from .annotations import EVENT_COLUMNS, Annotations
 from .classes import CLASSES_FILE, LLP_CLASSES, load_classes
 from .errors import InputError
 from .losses import modality_targets
+from .memory import release_free_memory
 from .pooled import SOURCE_ATTR, frame_store, pool_segments
 
 log = logging.getLogger(__name__)
@@ -162,10 +163,11 @@ def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: 
                 bar.update(len(array))
         bar.close()
         _check_finite(x, video_ids, role, path)
+    release_free_memory()
     return Features(video_ids, out["audio"], out["frame"], out["clip"], attrs)
 
 
-def _check_finite(x: torch.Tensor, video_ids: Sequence[str], role: str, path: Path, rows: int = 1024) -> None:
+def _check_finite(x: torch.Tensor, video_ids: Sequence[str], role: str, path: Path, rows: int = 256) -> None:
     """InputError naming the first video with a NaN or infinite value (checked in blocks, so the
     mask never costs more than a block)."""
     for start in range(0, len(x), rows):

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import __version__, parquet
+from . import __version__, faults, parquet
 from .annotations import youtube_id
 from .atomic import remove_stale, write_parquet
 from .errors import InputError
@@ -259,6 +259,7 @@ def import_features(manifest: pd.DataFrame, folder: str | Path, out_dir: str | P
             for role in roles:
                 writers[role].write(row, vid, arrays[role])
             row += 1
+            faults.passed("import")
         _check_some(row, failures, roles, folders)
         for writer in writers.values():
             writer.truncate(row)

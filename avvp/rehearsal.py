@@ -279,3 +279,30 @@ def _write_annotations(src: Path, dst: Path, ann: Annotations, ids: list[str], i
     # AVVP_train.csv last: the workflow takes it as the marker of a complete folder
     for name in sorted(names, key=lambda n: n == SPLIT_FILES["train"]):
         write_text(dst / name, _filter_lines(src / name, keep))
+
+
+# ------------------------------------------------------------------------- the workflow run
+
+#: Epochs of the MA recipe (config train.epochs) and of the HAN recipe (the han variant's).
+MA_EPOCHS, HAN_EPOCHS = 12, 40
+
+
+def workflow_config(release: str | Path, results: str | Path, dataset: str = "llp_rehearsal",
+                    epochs: int = 2, seeds: Sequence[int] | None = None) -> dict:
+    """Overrides of ``config/llp_features.yaml`` that run it on a stand-in release.
+
+    Only the data and the length of training change: the release's annotation folder (with its
+    training truth, so refinement is scored) and features, ``epochs`` per run instead of 12, and
+    the HAN recipe's 40 epochs shortened in proportion (at least one). Everything else (variants,
+    seeds unless ``seeds`` is given, refinement, evaluation on the real test annotations) stays
+    as configured.
+    """
+    release = Path(release).resolve()
+    train: dict[str, Any] = {"epochs": int(epochs)}
+    if seeds is not None:
+        train["seeds"] = [int(s) for s in seeds]
+    han = max(1, round(int(epochs) * HAN_EPOCHS / MA_EPOCHS))
+    return {"dataset": dataset, "results": str(Path(results).resolve()),
+            "data": {"annotations": str(release / "annotations")},
+            "features": {"official": str(release)},
+            "train": train, "recipes": {"han": {"train": {"epochs": han}}}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import faults
 from ..settings import parse_settings
 from ..train import run_training
 
@@ -46,7 +47,8 @@ def run(args) -> int:
         settings = {**settings, "train": train}
     result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
                           labels=args.labels, annotations=args.annotations, resume=not args.restart,
-                          progress=not args.no_progress, allow_missing=args.allow_missing)
+                          progress=not args.no_progress, allow_missing=args.allow_missing,
+                          hook=faults.step_hook("train"))
     print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
           f"(val segment Type@AV {100 * result.score:.1f}) -> {args.out}")
     return 0
