@@ -24,7 +24,7 @@ if feature_config("official"):
             "../../envs/avvp.yaml"
         params:
             folder=feature_config("official"),
-            out_dir=out("features"),
+            out_dir=lambda wildcards, output: os.path.dirname(output.stores[0]),
         shell:
             "avvp import-features --manifest {input.manifest} --folder {params.folder}"
             " --out-dir {params.out_dir} --no-progress > {log} 2>&1"
