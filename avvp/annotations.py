@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import pandas as pd
 
 from .classes import load_classes
 from .errors import InputError
+from .paths import check_llp_name
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +114,14 @@ def youtube_id(filename: str) -> str:
 
 
 def parse_window(filename: str, path: Path | None = None, line: int | None = None) -> tuple[float, float]:
-    """(start, end) in seconds from ``<id>_<start>_<end>``; the id itself may contain '_'."""
-    rest = filename[ID_LENGTH:]
-    parts = rest.split("_")
-    if len(filename) <= ID_LENGTH or len(parts) != 3 or parts[0] != "":
-        raise InputError(path, f"file name {filename!r} is not '<11-character id>_<start>_<end>'", line)
-    try:
-        start, end = float(parts[1]), float(parts[2])
-    except ValueError:
-        raise InputError(path, f"file name {filename!r} has a non-numeric start or end", line) from None
+    """(start, end) in seconds from ``<id>_<start>_<end>``; the id itself may contain '_'.
+
+    The whole name is checked (:func:`avvp.paths.check_llp_name`): the id is 11 characters of
+    ``[A-Za-z0-9_-]``, start and end are plain decimal numbers, so no name can reach the
+    filesystem as anything but one file name.
+    """
+    match = check_llp_name(filename, path, line)
+    start, end = float(match["start"]), float(match["end"])
     if end <= start:
         raise InputError(path, f"file name {filename!r} ends before it starts", line)
     return start, end
@@ -130,7 +131,13 @@ def _read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, list[str
     """(file line number, fields) of each data row; checks the header and the field count."""
     if not path.exists():
         raise InputError(path, "file not found")
-    with path.open(newline="") as fh:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         raw[:exc.start].count(b"\n") + 1) from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
         try:
             header = next(reader)
@@ -142,7 +149,9 @@ def _read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, list[str
             raise InputError(path, f"missing column(s) {', '.join(missing)}; header is {header}", 1)
         index = [header.index(c) for c in columns]
         rows = []
-        for lineno, fields in enumerate(reader, start=2):
+        end = reader.line_num
+        for fields in reader:
+            lineno, end = end + 1, reader.line_num  # a quoted field may span lines
             if not fields or all(not f.strip() for f in fields):
                 continue
             if len(fields) != len(header):
@@ -203,12 +212,16 @@ def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) ->
             continue
         if (name, label, on, off) in drop:
             continue
+        if on > off:
+            log.warning("%s, line %d: onset %s is after offset %s (%s, %s); row ignored",
+                        path, lineno, onset, offset, name, label)
         if on >= off:
             degenerate += 1
             continue
         spans.setdefault((name, label), []).append((on, off))
     if orphans or degenerate:
-        log.info("%s: ignored %d orphan and %d empty rows", path.name, orphans, degenerate)
+        log.info("%s: ignored %d orphan rows and %d rows with onset >= offset", path.name, orphans,
+                 degenerate)
     records = []
     for (name, label), items in spans.items():
         for on, off in _merge(items):

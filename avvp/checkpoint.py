@@ -177,10 +177,15 @@ def _torch_load(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise MissingWeightsError(path, "model")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(path, "cannot read as a torch checkpoint: the file is empty (0 bytes)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise InputError(path, f"cannot read as a torch checkpoint: {exc}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, (EOFError, OSError)) or "zip archive" in reason:
+            reason = f"the file is truncated, damaged or not a torch file ({reason})"
+        raise InputError(path, f"cannot read as a torch checkpoint: {reason}") from None
 
 
 def _is_state_dict(obj: Any) -> bool:

@@ -16,8 +16,10 @@ Two tables in the output folder describe the result (both Parquet, written atomi
 * ``download_failures.parquet`` (:data:`FAILURES`): ``video_id``, ``stage`` (``download`` or
   ``check``), ``reason`` for every video that could not be fetched or is unusable.
 
-A rerun resumes: videos whose file is present are skipped, failed ones are skipped too unless
-``retry_failed`` is set.
+While a run goes on, its table is kept as ``downloads.partial.parquet`` (saved every few videos
+and on an interruption); ``downloads.parquet`` is written only when the run ends, so a killed run
+never leaves a finished-looking table behind. A rerun resumes: videos whose file is present are
+skipped, failed ones are skipped too unless ``retry_failed`` is set.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import pandas as pd
 from . import parquet
 from .atomic import write_parquet
 from .errors import ConfigError, InputError
+from .paths import check_llp_name, child
 from .settings import merge_settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ DEFAULTS: dict = {
 }
 
 TABLE = "downloads.parquet"
+#: The table of a run in progress (renamed to TABLE when the run ends; read back by a rerun).
+PROGRESS = "downloads.partial.parquet"
 FAILURES = "download_failures.parquet"
 TABLE_COLUMNS = ["video_id", "youtube_id", "file", "start", "end", "window"]
 FAILURE_COLUMNS = ["video_id", "stage", "reason"]
@@ -128,6 +133,8 @@ def load_targets(source: str | Path, splits: Iterable[str] | None = None,
         videos = parquet.read_table(source, ("video_id", "youtube_id", "start", "end"), "manifest")
     else:
         raise InputError(source, "expected an LLP annotation folder or a manifest .parquet")
+    if source.suffix == ".parquet":
+        check_targets(videos, source)
     if splits is not None and "split" in videos.columns:
         videos = videos[videos["split"].isin(list(splits))]
     if ids is not None:
@@ -139,14 +146,28 @@ def load_targets(source: str | Path, splits: Iterable[str] | None = None,
     return videos[cols].reset_index(drop=True)
 
 
+def check_targets(targets: pd.DataFrame, source: str | Path | None = None) -> None:
+    """Raise InputError naming ``source`` and the row for a ``video_id`` that is not an LLP file
+    name (``<YouTube id>_<start>_<end>``) or a ``youtube_id`` that is not that name's id."""
+    for row, (vid, yid) in enumerate(targets[["video_id", "youtube_id"]].itertuples(index=False), 1):
+        try:
+            match = check_llp_name(vid, source)
+        except InputError as exc:
+            raise InputError(source, f"row {row}: {exc.problem}") from None
+        if yid != match["id"]:
+            raise InputError(source, f"row {row}: youtube_id {yid!r} is not the id of video {vid!r}")
+
+
 def download_videos(targets: pd.DataFrame, out_dir: str | Path, settings: dict | None = None,
                     retry_failed: bool = False, progress: bool = True) -> DownloadReport:
     """Download every target video into ``out_dir`` as ``<youtube id>.<ext>``, resuming earlier runs.
 
     A video that cannot be fetched (unavailable, private, removed, network error) or whose file is
     unusable (no video stream, shorter than its window's start) is recorded in the failure table
-    and the run goes on with the others. Both tables are saved every few videos, at the end and on
-    an interruption, so nothing already downloaded is forgotten.
+    and the run goes on with the others. The failure table and the table in progress
+    (:data:`PROGRESS`) are saved every few videos and on an interruption, so nothing already
+    downloaded is forgotten; :data:`TABLE` is written when the run ends. Every id is checked first
+    (:func:`check_targets`): a hostile one stops the run before anything is fetched.
 
     Args:
         targets: rows with ``video_id``, ``youtube_id``, ``start``, ``end`` (see :func:`load_targets`).
@@ -158,18 +179,24 @@ def download_videos(targets: pd.DataFrame, out_dir: str | Path, settings: dict |
     from tqdm import tqdm
 
     settings = download_settings(settings)
+    check_targets(targets)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = _read_table(out_dir / TABLE, TABLE_COLUMNS)
+    table = pd.concat([_read_table(out_dir / TABLE, TABLE_COLUMNS),
+                       _read_table(out_dir / PROGRESS, TABLE_COLUMNS)], ignore_index=True)
     failures = _read_table(out_dir / FAILURES, FAILURE_COLUMNS)
     present = present_files(out_dir)  # listed once: the folder may hold ~12,000 videos
     rows = {r.video_id: r._asdict() for r in table.itertuples(index=False) if r.youtube_id in present}
     failed = {r.video_id: r._asdict() for r in failures.itertuples(index=False)}
     counts = {"downloaded": 0, "present": 0, "failed": 0, "skipped_failed": 0}
 
-    def save() -> None:
-        write_parquet(out_dir / TABLE, _frame(rows.values(), TABLE_COLUMNS))
+    def save(final: bool = False) -> None:
         write_parquet(out_dir / FAILURES, _frame(failed.values(), FAILURE_COLUMNS))
+        if final:  # the finished table appears only when the run ends (a workflow output)
+            write_parquet(out_dir / TABLE, _frame(rows.values(), TABLE_COLUMNS))
+            (out_dir / PROGRESS).unlink(missing_ok=True)
+        else:
+            write_parquet(out_dir / PROGRESS, _frame(rows.values(), TABLE_COLUMNS))
 
     try:
         bar = tqdm(list(targets.itertuples(index=False)), desc="download", unit="video",
@@ -199,8 +226,10 @@ def download_videos(targets: pd.DataFrame, out_dir: str | Path, settings: dict |
                 counts["downloaded"] += 1
             if (i + 1) % _SAVE_EVERY == 0:
                 save()
-    finally:
+    except BaseException:
         save()
+        raise
+    save(final=True)
     return DownloadReport(counts["downloaded"], counts["present"], counts["failed"],
                           counts["skipped_failed"], _frame(rows.values(), TABLE_COLUMNS),
                           _frame(failed.values(), FAILURE_COLUMNS))
@@ -219,7 +248,7 @@ def download_one(youtube_id: str, out_dir: str | Path, settings: dict) -> Path:
     url = settings["url_template"].format(id=youtube_id)
     opts = {
         "format": settings["format"],
-        "outtmpl": {"default": str(out_dir / f"{youtube_id.replace('%', '%%')}.%(ext)s")},
+        "outtmpl": {"default": str(child(out_dir, youtube_id, ".%(ext)s", youtube=True))},
         "noplaylist": True,
         "quiet": True,
         "no_warnings": True,
@@ -300,7 +329,7 @@ def find_download(folder: str | Path, youtube_id: str) -> Path | None:
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    for path in sorted(folder.glob(f"{_glob_escape(youtube_id)}.*")):
+    for path in sorted(folder.glob(f"{_glob_escape(child(folder, youtube_id, youtube=True).name)}.*")):
         if path.is_file() and path.stem == youtube_id and path.suffix.lower() not in _NOT_VIDEO:
             return path
     return None

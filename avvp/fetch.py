@@ -13,17 +13,22 @@ from .errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: The file the workflow waits for (fetched last).
+MARKER = "AVVP_train.csv"
+
 
 def fetch_annotations(url: str, out: str | Path, check: bool = True, timeout: float = 60) -> list[Path]:
     """Download the six LLP CSVs from ``url`` (a folder URL, ``http(s)://`` or ``file://``) into ``out``.
 
     Files already present with the right sha256 are kept. A file whose sha256 differs is refused
-    (unless ``check`` is false) and not written under its final name.
+    (unless ``check`` is false) and not written under its final name. ``AVVP_train.csv`` comes
+    last: the workflow takes it as the marker of a complete folder (the rule's declared output),
+    so it never exists before the others.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, digest in LLP_SHA256.items():
+    for name, digest in sorted(LLP_SHA256.items(), key=lambda item: item[0] == MARKER):
         target = out / name
         if target.exists() and (not check or sha256(target) == digest):
             written.append(target)

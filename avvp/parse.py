@@ -47,6 +47,7 @@ from .atomic import save_figure, write_csv, write_json
 from .classes import LLP_CLASSES
 from .errors import ConfigError, InputError
 from .metrics import GATES, binarize
+from .paths import child
 from .settings import merge_settings
 
 log = logging.getLogger(__name__)
@@ -586,8 +587,8 @@ def parse_videos(videos: Iterable[str | Path], model: str | Path, out: str | Pat
     rows = []
     for video in tqdm(videos, desc="parse", unit="video", disable=not progress):
         try:
+            folder = child(out, names[video], source=video, what="output folder name")
             result = parse_video(parser, video)
-            folder = Path(out) / names[video]
             write_result(parser, result, folder)
         except InputError as exc:
             log.error("%s", exc)

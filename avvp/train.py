@@ -12,7 +12,10 @@ data order of an epoch is a function of (seed, epoch) only. After every epoch th
 with the same weights as an uninterrupted one.
 
 Outputs beside ``model.pt``: ``history.parquet`` (one row per epoch: losses, learning rate,
-validation metrics), ``curve.png`` and ``checkpoints/last.pt``.
+validation metrics), ``curve.png`` and ``checkpoints/last.pt``. ``model.pt``, ``history.parquet``
+and ``curve.png`` are written only when the run ends (``model.pt`` last), so a killed run never
+leaves a finished-looking output (Snakemake's incomplete-output check); while it runs,
+``checkpoints/history.parquet`` shows the epochs done so far.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from .atomic import write_parquet
 from .checkpoint import load_torch, save_model, save_torch
 from .data import SplitData, Targets, build_targets, load_annotations, load_split
 from .device import resolve_device
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .losses import NEGATIVES, training_loss
 from .metrics import GATES, evaluate_arrays, segment_type_at_av
 from .model import HAN, HANConfig
@@ -76,6 +79,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 SELECT = ("last", "best")
 CHECKPOINT = "checkpoints/last.pt"
+#: The history so far, rewritten every epoch (the final history.parquet is written at the end).
+PROGRESS = "checkpoints/history.parquet"
 STATE_FORMAT = "avvp-train-state"
 #: Columns of history.parquet drawn in curve.png (besides the losses).
 CURVE_METRICS = ("val_segment_audio", "val_segment_visual", "val_segment_av", "val_segment_type",
@@ -256,7 +261,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     start = 0
 
     if resume and ckpt_path.exists():
-        state = load_torch(ckpt_path)
+        state = _load_resume_state(ckpt_path)
         if isinstance(state, Mapping) and state.get("format") == STATE_FORMAT \
                 and state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
@@ -295,7 +300,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
         })
-        write_parquet(out.parent / "history.parquet", pd.DataFrame(history))
+        write_parquet(out.parent / PROGRESS, pd.DataFrame(history))
         epochs.set_postfix(_postfix(row))
         log.info("epoch %d/%d %s", epoch + 1, t["epochs"],
                  " ".join(f"{k} {v:.4f}" for k, v in _postfix(row).items()))
@@ -303,6 +308,16 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
             hook("epoch", epoch + 1, -1)
 
     return _finish(model, history, best, s, classes, out, seed, meta)
+
+
+def _load_resume_state(path: Path) -> Any:
+    """The resume state in ``path``; a damaged file stops with how to start afresh."""
+    try:
+        return load_torch(path)
+    except InputError as exc:
+        raise InputError(path, f"{exc.problem}. This is the resume state of an interrupted run; "
+                               f"to start this run afresh, delete the file (rm {path}) or run "
+                               f"`avvp train` with --restart") from None
 
 
 def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torch.Tensor, ...],
@@ -379,9 +394,9 @@ def _finish(model: HAN, history: list[dict], best: dict | None, s: Mapping, clas
     frame = pd.DataFrame(history)
     info = {"settings": s, "seed": seed, "epoch": epoch, "select": s["train"]["select"],
             "val_segment_type": score, "avvp_version": __version__, **_plain(meta or {})}
-    save_model(out, model, classes, info)
     write_parquet(out.parent / "history.parquet", frame)
     write_curve(frame, out.parent / "curve.png", title=f"{out.parent.parent.name} seed {seed}")
+    save_model(out, model, classes, info)  # last: an existing model.pt means a finished run
     log.info("selected epoch %d (val segment Type@AV %.4f) -> %s", epoch, score, out)
     return TrainResult(model, frame, epoch, score)
 

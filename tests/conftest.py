@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,3 +47,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # yt-dlp closes its first probe request early; that is not an error here
+
+
+@pytest.fixture()
+def server(tmp_path_factory, sample_clip):
+    """Serve a folder holding the real sample clip as ``BjCEufrlXm4.mp4`` on 127.0.0.1 (tests never
+    use the internet); yields (url_template, served folder, paths requested)."""
+    root = tmp_path_factory.mktemp("www")
+    shutil.copy(sample_clip, root / "BjCEufrlXm4.mp4")
+    hits: list[str] = []
+
+    class Handler(_QuietHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            hits.append(self.path)
+            super().do_GET()
+
+    srv = _Server(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/{{id}}.mp4", root, hits
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -31,6 +31,28 @@ def test_files_are_the_official_ones(llp_dir):
         assert sha256(llp_dir / name) == digest, name
 
 
+def test_fetch_writes_the_marker_file_last(llp_dir, tmp_path, monkeypatch):
+    """AVVP_train.csv (the fetch rule's declared output) never exists before the other files."""
+    import urllib.request
+
+    from avvp.fetch import fetch_annotations
+
+    opened = []
+    real = urllib.request.urlopen
+
+    def die_on_the_last(url, *args, **kwargs):
+        opened.append(url.rsplit("/", 1)[1])
+        if len(opened) == len(LLP_SHA256):
+            raise KeyboardInterrupt  # killed while fetching the last file
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", die_on_the_last)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_annotations(llp_dir.as_uri(), tmp_path / "a")
+    assert opened[-1] == "AVVP_train.csv"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(set(LLP_SHA256) - {"AVVP_train.csv"})
+
+
 def test_split_sizes_and_order(llp, llp_dir):
     counts = llp.videos["split"].value_counts().to_dict()
     assert counts == {"train": 10000, "val": 649, "test": 1200}
@@ -121,6 +143,22 @@ def _folder(tmp_path: Path, audio_rows: str, weak_test: str = "vid00000001_0_10\
     (tmp_path / "AVVP_eval_audio.csv").write_text("filename\tonset\toffset\tevent_labels\n" + audio_rows)
     (tmp_path / "AVVP_eval_visual.csv").write_text("filename\tonset\toffset\tevent_labels\n")
     return tmp_path
+
+
+def test_rows_with_onset_after_offset_are_dropped_with_a_warning(tmp_path, caplog):
+    rows = ("vid00000001_0_10\t0\t3\tAlpha\n"
+            "vid00000001_0_10\t9\t2\tBeta\n"     # line 3: onset > offset
+            "vid00000001_0_10\t5\t5\tBeta\n"     # empty: dropped, counted, not warned
+            "vid00000001_0_10\t7\t6\tGamma\n")   # line 5
+    folder = _folder(tmp_path, rows)
+    with caplog.at_level("INFO", logger="avvp.annotations"):
+        ann = read_llp(folder)
+    assert ann.audio[["class", "onset", "offset"]].values.tolist() == [["Alpha", 0, 3]]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    path = folder / "AVVP_eval_audio.csv"
+    assert len(warned) == 2
+    assert warned[0].startswith(f"{path}, line 3: onset 9 is after offset 2")
+    assert warned[1].startswith(f"{path}, line 5: onset 7 is after offset 6")
 
 
 def test_merging_degenerate_and_orphan_rows(tmp_path):

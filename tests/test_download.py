@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -13,50 +10,15 @@ import pytest
 
 from avvp.cli import main
 from avvp.download import (
-    FAILURES, TABLE, clip_window, download_settings, download_videos, find_download, load_targets,
+    FAILURES, PROGRESS, TABLE, clip_window, download_settings, download_videos, find_download, load_targets,
     present_files, read_download_table, read_failures,
 )
 from avvp.errors import ConfigError
 
-PRESENT = "BjCEufrlXm4"
+PRESENT = "BjCEufrlXm4"  # the sample clip's id; the `server` fixture (conftest.py) serves it
 MISSING = "Zz_missing0"  # 11 characters, never served (404)
 # The served file is the 10-s sample; as a "source video" its window here is [3, 13).
 PRESENT_VID, MISSING_VID = f"{PRESENT}_3_13", f"{MISSING}_5_15"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    requests: list[str]
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # yt-dlp closes its first probe request early; that is not an error here
-
-
-@pytest.fixture()
-def server(tmp_path, sample_clip):
-    """Serve a folder holding the real sample clip; yields (url_template, served folder, paths hit)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    shutil.copy(sample_clip, root / f"{PRESENT}.mp4")
-    hits: list[str] = []
-
-    class Handler(_QuietHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            hits.append(self.path)
-            super().do_GET()
-
-    srv = _Server(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/{{id}}.mp4", root, hits
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def _targets() -> pd.DataFrame:
@@ -130,6 +92,36 @@ def test_rerun_resumes_and_retries_only_when_asked(server, tmp_path):
     assert sorted(read_download_table(out)["youtube_id"]) == sorted([PRESENT, MISSING])
 
 
+def test_interrupted_run_leaves_no_finished_table(server, tmp_path, monkeypatch):
+    """downloads.parquet (the workflow's output) appears only when a run ends; an interrupted
+    run keeps its progress in downloads.partial.parquet, which the next run reads back."""
+    import avvp.download as download
+
+    template, root, _ = server
+    shutil.copy(root / f"{PRESENT}.mp4", root / f"{MISSING}.mp4")
+    out = tmp_path / "clips"
+    real = download.download_one
+    calls = []
+
+    def fetch_then_die(youtube_id, *args):
+        calls.append(youtube_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill in the middle of the run
+        return real(youtube_id, *args)
+
+    monkeypatch.setattr(download, "download_one", fetch_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        download_videos(_targets(), out, {"url_template": template, "retries": 0}, progress=False)
+    assert not (out / TABLE).exists()
+    assert pd.read_parquet(out / PROGRESS)["video_id"].tolist() == [PRESENT_VID]
+    monkeypatch.setattr(download, "download_one", real)
+    # the rerun asks only for the other video: the first one's window is not forgotten
+    report = download_videos(_targets().iloc[1:], out, {"url_template": template, "retries": 0},
+                             progress=False)
+    assert report.downloaded == 1 and not (out / PROGRESS).exists()
+    assert read_download_table(out)["video_id"].tolist() == [PRESENT_VID, MISSING_VID]
+
+
 def test_unusable_file_is_a_check_failure(server, tmp_path):
     template, root, _ = server
     (root / f"{MISSING}.mp4").write_bytes(b"\x00" * 2000)  # served, but not a video
@@ -162,10 +154,13 @@ def test_cli_download_from_manifest(server, tmp_path, llp_dir):
 
 
 def test_partial_and_table_files_are_not_downloads(tmp_path):
-    for name in ("a1.mp4.part", "a2.f137.mp4", f"{PRESENT}.webm", "downloads.parquet", ".a3.mp4.tmp"):
+    a1, a2 = "aaaaaaaaaa1", "aaaaaaaaaa2"
+    for name in (f"{a1}.mp4.part", f"{a2}.f137.mp4", f"{PRESENT}.webm", "downloads.parquet",
+                 "downloads.partial.parquet", ".a3.mp4.tmp"):
         (tmp_path / name).write_bytes(b"x")
-    assert present_files(tmp_path) == {PRESENT: tmp_path / f"{PRESENT}.webm", "a2.f137": tmp_path / "a2.f137.mp4"}
-    assert find_download(tmp_path, "a1") is None and find_download(tmp_path, "a2") is None
+    assert present_files(tmp_path) == {PRESENT: tmp_path / f"{PRESENT}.webm",
+                                       f"{a2}.f137": tmp_path / f"{a2}.f137.mp4"}
+    assert find_download(tmp_path, a1) is None and find_download(tmp_path, a2) is None
     assert find_download(tmp_path, PRESENT) == tmp_path / f"{PRESENT}.webm"
 
 

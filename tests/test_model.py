@@ -207,6 +207,23 @@ def test_official_checkpoint_of_another_architecture_is_refused(shared_dir, tmp_
         load_model(tmp_path / "absent.pt")
 
 
+def test_empty_and_truncated_model_files_say_why(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.pt: cannot read as a torch checkpoint: the file is "
+                                         r"empty \(0 bytes\)$"):
+        load_model(empty)
+    path = tmp_path / "model.pt"
+    save_model(path, _small(), ["a", "b", "c"])
+    whole = path.read_bytes()
+    for size in (10, len(whole) // 2, len(whole) - 10):
+        path.write_bytes(whole[:size])
+        with pytest.raises(InputError, match="model.pt: cannot read as a torch checkpoint: the file "
+                                             "is truncated, damaged or not a torch file") as err:
+            load_model(path)
+        assert err.value.problem.rstrip(")").split("(", 1)[1].strip(), "the reason is empty"
+
+
 def test_own_model_file_round_trip(tmp_path):
     model = _small()
     path = tmp_path / "model.pt"

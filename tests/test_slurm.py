@@ -1,4 +1,4 @@
-"""Cluster execution through the Snakemake profiles (workflow/profiles/{default,slurm}).
+"""Cluster execution through the Snakemake profiles (workflow/profiles/{default,local,slurm}).
 
 The profile tests dry-run the demo DAG and need no SLURM. The SLURM test runs part of a tiny demo
 DAG (extraction shards, feature merging and one training job asking for a GPU) on a real SLURM
@@ -38,41 +38,24 @@ SHARDS = 2
 RUN_TIMEOUT_S = 600
 
 # Tiny demo: 8 clips of 32 x 32 pixels in 2 shards, small random-weight backbones, one epoch.
-TINY_CONFIG = {
-    "dataset": DATASET,
-    "results": "results",
-    "data": {"source": "synth"},
-    "synth": {
-        "seed": 0, "shards": SHARDS, "n_train": 4, "n_val": 2, "n_test": 2, "n_classes": 8,
-        "width": 32, "height": 32, "fps": 8, "sample_rate": 16000, "duration": 10,
-        "events_per_video": [1, 2], "clutter": 0,
-    },
-    "features": {
-        "shards": SHARDS, "device": "auto", "batch_size": 8,
-        "audio": {"extractor": "vggish", "weights": "none", "seed": 0},
-        "frame": {"extractor": "resnet152", "backbone": "resnet18", "weights": "none", "seed": 0,
-                  "size": 32, "crop": 32},
-        "clip": {"extractor": "r2plus1d_18", "weights": "none", "seed": 0, "size": 32},
-    },
-    "model": {"d_model": 16, "nhead": 1, "dim_feedforward": 16, "dropout": 0.1},
-    "train": {"epochs": 1, "batch_size": 4, "seeds": [1], "device": "auto"},
-    "experiments": {"table2": False, "table3": False, "table4": False},
-}
+TINY_CONFIG = yaml.safe_load((Path(__file__).parent / "tiny_demo.yaml").read_text())
+assert TINY_CONFIG["dataset"] == DATASET and TINY_CONFIG["features"]["shards"] == SHARDS
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
 
-def _start(workdir: Path, *args: str) -> subprocess.Popen:
-    """Start ``snakemake`` on the repository's Snakefile in ``workdir`` with the tiny config.
+def _start(workdir: Path, *args: str, workflow_profile: bool = False) -> subprocess.Popen:
+    """Start ``snakemake`` on the repository's Snakefile in ``workdir`` with the tiny config
+    (without the workflow profile unless ``workflow_profile``).
 
     It runs in a session of its own, so that :func:`_finish` can kill it with all its children.
     """
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
-        str(workdir), "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none",
-        *args,
+        str(workdir), "--configfile", str(workdir / "config.yaml"),
+        *([] if workflow_profile else ["--workflow-profile", "none"]), *args,
     ]
     return subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -94,10 +77,11 @@ def _finish(
 
 
 def _snakemake(
-    workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_S
+    workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_S, workflow_profile: bool = False
 ) -> subprocess.CompletedProcess:
     """Run ``snakemake`` (see :func:`_start`), killed after ``timeout`` seconds."""
-    return _finish(_start(workdir, *args), workdir, time.monotonic() + timeout)
+    return _finish(_start(workdir, *args, workflow_profile=workflow_profile), workdir,
+                   time.monotonic() + timeout)
 
 
 def _check(result: subprocess.CompletedProcess, workdir: Path) -> str:
@@ -116,10 +100,10 @@ def _tiny_workdir(path: Path) -> Path:
     return path
 
 
-def _dry_run_jobs(workdir: Path, *args: str) -> list[dict[str, str]]:
+def _dry_run_jobs(workdir: Path, *args: str, workflow_profile: bool = False) -> list[dict[str, str]]:
     """Dry-run the tiny demo DAG up to the model; one dict per job: rule, wildcards, resources."""
-    stdout = _check(_snakemake(workdir, "--dry-run", "--forceall", *args, TARGET, timeout=120),
-                    workdir)
+    stdout = _check(_snakemake(workdir, "--dry-run", "--forceall", *args, TARGET, timeout=120,
+                               workflow_profile=workflow_profile), workdir)
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", stdout):
         head = re.match(r"(?:local)?rule (\w+):", block)
@@ -146,9 +130,12 @@ def _wildcard(job: dict[str, str], name: str) -> str | None:
 # profiles (no SLURM needed)
 
 
-def test_slurm_profile_resources(tmp_path: Path) -> None:
-    """The slurm profile gives GPU rules a GPU, the others none, and every job memory and time."""
-    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "slurm"))
+@pytest.mark.parametrize("workflow_profile", [False, True], ids=["alone", "with-workflow-profile"])
+def test_slurm_profile_resources(tmp_path: Path, workflow_profile: bool) -> None:
+    """The slurm profile gives GPU rules a GPU, the others none, and every job memory and time;
+    also with the workflow profile (workflow/profiles/default) that Snakemake loads by itself."""
+    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "slurm"),
+                         workflow_profile=workflow_profile)
     by_rule: dict[str, list[dict[str, str]]] = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
@@ -168,11 +155,11 @@ def test_slurm_profile_resources(tmp_path: Path) -> None:
             assert res.get("gpu", "0") == "0", job
 
 
-def test_default_profile_caps_gpu_jobs(tmp_path: Path) -> None:
+def test_local_profile_caps_gpu_jobs(tmp_path: Path) -> None:
     """The local profile marks GPU jobs (for its `resources: gpu` cap) and still dry-runs."""
-    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "default"),
-                         "--cores", "2")
-    profile = yaml.safe_load((PROFILES / "default" / "config.yaml").read_text())
+    jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--profile", str(PROFILES / "local"),
+                         "--cores", "2", workflow_profile=True)
+    profile = yaml.safe_load((PROFILES / "local" / "config.yaml").read_text())
     assert int(profile["resources"]["gpu"]) >= 1
     gpu = {(j["rule"], _wildcard(j, "role")): _resources(j).get("gpu", "0") for j in jobs}
     assert gpu[("train", None)] == "1"

@@ -259,7 +259,11 @@ def test_resume_after_an_exception_matches_uninterrupted(tiny, tmp_path):
     with pytest.raises(_Stop):
         run_training(tiny["features"], tiny["manifest"], part, _settings(epochs=4, select="best"), seed=2,
                      progress=False, hook=stop)
-    assert not part.exists()
+    # No output of the run exists before it ends (Snakemake would take it for a finished one);
+    # the progress so far is under checkpoints/.
+    for name in ("model.pt", "history.parquet", "curve.png"):
+        assert not (part.parent / name).exists(), name
+    assert pd.read_parquet(part.parent / "checkpoints" / "history.parquet")["epoch"].tolist() == [1, 2]
     seen = []
     run_training(tiny["features"], tiny["manifest"], part, _settings(epochs=4, select="best"), seed=2,
                  progress=False, hook=lambda e, ep, s: seen.append(ep) if e == "epoch" else None)
@@ -289,6 +293,31 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny, tmp_path):
     assert (part.parent / "checkpoints" / "last.pt").exists() and not part.exists()
     run_training(tiny["features"], tiny["manifest"], part, settings, seed=4, progress=False)
     assert _same(_weights(full), _weights(part))
+
+
+def test_truncated_resume_file_says_how_to_start_afresh(tiny, tmp_path):
+    out = tmp_path / "run" / "model.pt"
+
+    def stop(event, epoch, step):
+        if event == "epoch" and epoch == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run_training(tiny["features"], tiny["manifest"], out, _settings(epochs=2), seed=1,
+                     progress=False, hook=stop)
+    last = out.parent / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # a damaged copy, a full disk
+    with pytest.raises(InputError) as err:
+        run_training(tiny["features"], tiny["manifest"], out, _settings(epochs=2), seed=1,
+                     progress=False)
+    message = str(err.value)
+    assert message.startswith(f"{last}: cannot read as a torch checkpoint")
+    assert f"rm {last}" in message and "--restart" in message
+    assert cli_main(["train", "--features-dir", str(tiny["features"]), "--manifest",
+                     str(tiny["manifest"]), "--out", str(out), "--settings",
+                     json.dumps(_settings(epochs=2)), "--seed", "1", "--restart",
+                     "--no-progress"]) == 0
+    assert out.exists()
 
 
 def test_changed_settings_do_not_resume(tiny, tmp_path):

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..annotations import FULL_FILE, read_weak
 from ..atomic import atomic_path, write_parquet
 from ..errors import ConfigError, InputError
+from ..paths import child
 from .audio import synthesize
 from .classes import CATALOGUE
 from .plan import PLAN_FILE, read_plan
@@ -143,7 +144,7 @@ def render_shard(annotations: str | Path, settings: Mapping[str, Any], shard: in
     videos = shard_videos(plan, shard, shards)
     rows, rendered = [], 0
     for video in tqdm(videos, desc=f"synth shard {shard}/{shards}", unit="clip", disable=not progress):
-        path = out_dir / f"{video['youtube_id']}.mp4"
+        path = child(out_dir, video["youtube_id"], ".mp4", source=folder / PLAN_FILE, youtube=True)
         tag = fingerprint(video, settings)
         if clip_fingerprint(path) != tag:
             render_video(video, settings, path)

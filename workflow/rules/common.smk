@@ -2,14 +2,33 @@
 
 import json
 import os
+import sys
 
+from avvp import config_check as avvp_config_check
 from avvp import experiments as avvp_experiments
+from avvp import stale_lock as avvp_stale_lock
 
+# Settings that depend on each other (features.frame.crop <= size, synth), and names that become
+# folders (dataset, parse.out), are checked before any job runs; a misspelt variant in config
+# `recipes` too.
+avvp_config_check.check_config(config)
+avvp_experiments.check_recipes(config.get("recipes"))
 
 RESULTS = f"{config.get('results', 'results')}/{config['dataset']}"
 
-# Config `recipes` names registry variants: a misspelt one stops the workflow before any job.
-avvp_experiments.check_recipes(config.get("recipes"))
+
+# A lock left by a killed Snakemake run is removed once that run and its jobs are gone, so the
+# same command resumes after a crash (avvp/stale_lock.py); each run records the lock it takes.
+def clear_stale_locks():
+    for message in avvp_stale_lock.clear_stale():
+        print(f"avvp: {message}", file=sys.stderr)
+
+
+clear_stale_locks()
+
+
+onstart:
+    avvp_stale_lock.record_owner(workflow.persistence._lockfile.values())
 
 
 def out(path):
@@ -31,7 +50,8 @@ def variant_config(variant):
 
 def allow_missing_flag(wildcards):
     """`--allow-missing` when evaluate.allow_missing (config, the variant's recipe applied) lets
-    val/test videos without features be left out (train, predict, evaluate), else nothing."""
+    val/test videos without features be left out (train, predict, evaluate), else nothing.
+    """
     allow = variant_config(wildcards.variant)[1].get("allow_missing", False)
     return "--allow-missing" if allow else ""
 

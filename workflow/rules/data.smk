@@ -7,13 +7,13 @@ if not is_synth():
         """Fetch the six LLP annotation CSVs from their public source and check their sha256."""
         output:
             train=out("annotations/AVVP_train.csv"),
-        params:
-            url=config["data"].get("annotations_url", ""),
-            folder=parent_of_train_output,
         log:
             out("logs/fetch_annotations.log"),
         conda:
             "../../envs/avvp.yaml"
+        params:
+            url=config["data"].get("annotations_url", ""),
+            folder=parent_of_train_output,
         shell:
             "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
 
@@ -30,17 +30,17 @@ rule manifest:
         visual=out("dense_visual.parquet"),
         train_audio=out("dense_train_audio.parquet"),
         train_visual=out("dense_train_visual.parquet"),
-    params:
-        folder=parent_of_annotations_input,
-        outdir=parent_of_manifest_output,
-        version=config["data"].get("annotation_version", "current"),
-        clips=clips_param,
     log:
         out("logs/manifest.log"),
     benchmark:
         out("benchmarks/manifest.tsv")
     conda:
         "../../envs/avvp.yaml"
+    params:
+        folder=parent_of_annotations_input,
+        outdir=parent_of_manifest_output,
+        version=config["data"].get("annotation_version", "current"),
+        clips=clips_param,
     shell:
         "avvp manifest {params.folder} --out {params.outdir} --version {params.version}"
         " --clips {params.clips} > {log} 2>&1"

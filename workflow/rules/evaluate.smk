@@ -40,9 +40,15 @@ rule evaluate:
             subcategory="{variant}",
             labels={"figure": "timeline", "seed": "{seed}", "split": "{split}"},
         ),
+    log:
+        out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
+    benchmark:
+        out("benchmarks/evaluate/{variant}/seed{seed}/{split}.tsv")
     wildcard_constraints:
         seed=r"\d+",
         split="val|test",
+    conda:
+        "../../envs/avvp.yaml"
     params:
         folder=lambda wildcards, input: os.path.dirname(input.annotations),
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
@@ -50,12 +56,6 @@ rule evaluate:
         timeline_videos=evaluate_timeline_videos,
         version=config["data"].get("annotation_version", "current"),
         allow_missing=allow_missing_flag,
-    log:
-        out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
-    benchmark:
-        out("benchmarks/evaluate/{variant}/seed{seed}/{split}.tsv")
-    conda:
-        "../../envs/avvp.yaml"
     shell:
         "avvp evaluate --predictions {input.predictions} --annotations {params.folder}"
         " --split {wildcards.split} --gate {params.gate} --version {params.version}"

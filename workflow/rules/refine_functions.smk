@@ -14,7 +14,8 @@ def refine_has_train_truth():
         return True
     folder = config["data"].get("annotations")
     return bool(folder) and all(
-        os.path.isfile(os.path.join(folder, name)) for name in TRAIN_TRUTH_FILES.values()
+        os.path.isfile(os.path.join(folder, name))
+        for name in TRAIN_TRUTH_FILES.values()
     )
 
 

@@ -13,13 +13,13 @@ if is_synth():
         """Plan the synthetic data set and write its LLP-format annotation folder."""
         output:
             **synth_annotation_outputs(),
-        params:
-            settings=synth_plan_settings(),
-            folder=synth_plan_folder,
         log:
             out("logs/synth_plan.log"),
         conda:
             "../../envs/avvp.yaml"
+        params:
+            settings=synth_plan_settings(),
+            folder=synth_plan_folder,
         shell:
             "avvp synth plan --settings '{params.settings}' --out {params.folder} > {log} 2>&1"
 
@@ -30,17 +30,17 @@ if is_synth():
             full=out("annotations/AVVP_dataset_full.csv"),
         output:
             clips=out("clips/shard_{shard}.parquet"),
+        log:
+            out("logs/synth_render_{shard}.log"),
         wildcard_constraints:
             shard=r"\d+",
+        conda:
+            "../../envs/avvp.yaml"
         params:
             settings=settings_json("synth"),
             annotations=synth_render_annotations,
             shards=len(synth_shards()),
             clips=synth_render_clips,
-        log:
-            out("logs/synth_render_{shard}.log"),
-        conda:
-            "../../envs/avvp.yaml"
         shell:
             "avvp synth render --annotations {params.annotations} --settings '{params.settings}'"
             " --shard {wildcards.shard} --shards {params.shards} --out {params.clips}"

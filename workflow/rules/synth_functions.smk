@@ -4,7 +4,6 @@ import os
 
 from avvp.synth.settings import PLAN_KEYS
 
-
 SYNTH_ANNOTATION_FILES = {
     "full": "AVVP_dataset_full.csv",
     "val": "AVVP_val_pd.csv",
@@ -33,7 +32,9 @@ def clip_lists():
 
 def synth_annotation_outputs():
     """The files `avvp synth plan` writes, by name."""
-    return {key: out(f"annotations/{name}") for key, name in SYNTH_ANNOTATION_FILES.items()}
+    return {
+        key: out(f"annotations/{name}") for key, name in SYNTH_ANNOTATION_FILES.items()
+    }
 
 
 def synth_plan_settings():

@@ -13,7 +13,11 @@ def train_variant(name):
     """
     variant = avvp_experiments.get_variant(name)
     default_tau = variant_config(name)[0].get("contrastive", {}).get("tau", 0.2)
-    return variant.contrastive, avvp_experiments.train_tau(variant, default_tau), variant.labels_from
+    return (
+        variant.contrastive,
+        avvp_experiments.train_tau(variant, default_tau),
+        variant.labels_from,
+    )
 
 
 def train_labels(wildcards):
@@ -52,7 +56,10 @@ def features_folder(wildcards, input):
 
 def train_settings_json(wildcards):
     """Config model and the variant's train settings (its recipe applied), as one --settings JSON."""
-    sections = {"model": config.get("model", {}), "train": variant_config(wildcards.variant)[0]}
+    sections = {
+        "model": config.get("model", {}),
+        "train": variant_config(wildcards.variant)[0],
+    }
     return json.dumps(sections, separators=(",", ":"))
 
 
