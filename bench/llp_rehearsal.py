@@ -230,6 +230,7 @@ def projection(results: Path, table: pd.DataFrame, epochs: int) -> list[str]:
     runs["fixed_s"] = runs["wall_s"] - runs["epochs"] * runs["epoch_s"]
     full = np.where(runs["variant"] == "han", 40, 12)
     runs["full_s"] = runs["fixed_s"] + full * runs["epoch_s"]
+    runs["full_cpu_s"] = runs["full_s"] * runs["cpu_s"] / runs["wall_s"]   # the job's CPU share kept
     c = runs[runs["variant"].isin(["baseline_c", "ma"])]["epoch_s"].median()
     p = runs[~runs["variant"].isin(["baseline_c", "ma"])]["epoch_s"].median()
     return ["## Training: measured and projected to the full recipes", "",
@@ -238,7 +239,9 @@ def projection(results: Path, table: pd.DataFrame, epochs: int) -> list[str]:
             f"{p:.0f} s without and {c:.0f} s with the contrastive loss (median); the rest of a job "
             f"(loading, checkpoints, writing) {runs['fixed_s'].median():.0f} s.",
             f"Projected with 12 epochs per run and 40 for han: {runs['full_s'].sum() / 3600:.1f} h of "
-            "training on this machine (the jobs run one after the other).", ""]
+            f"training jobs as measured here (wall, summed over jobs), {runs['full_cpu_s'].sum() / 3600:.1f} h "
+            f"of CPU, so about {runs['full_cpu_s'].sum() / 3600 / 2:.1f} h on 2 otherwise idle cores "
+            "(two jobs side by side, one thread each).", ""]
 
 
 def scores(results: Path) -> list[str]:

@@ -34,7 +34,7 @@ VARIANTS = ("han", "baseline", "baseline_c", "baseline_r", "ma")
 def _snakemake(folder: Path, *targets: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(folder), "--configfile",
-         "config.yaml", "--workflow-profile", "none", "--cores", "2", *(targets or ["all"]), "--quiet"],
+         "config.yaml", "--cores", "2", *(targets or ["all"]), "--quiet"],
         capture_output=True, text=True, cwd=folder, timeout=600, env={**os.environ, **(env or {})})
 
 
