@@ -29,6 +29,7 @@ SIGNAL = {"audio": 8.0, "frame": 4.0, "clip": 8.0}
 #: "Far above all-zero predictions": this many F1 points more in every segment-level stream.
 MARGIN = 0.10
 VARIANTS = ("han", "baseline", "baseline_c", "baseline_r", "ma")
+pytestmark = pytest.mark.slow     # about 2 minutes on 2 cores: the whole DAG, then the killed runs
 
 
 def _snakemake(folder: Path, *targets: str, env: dict | None = None) -> subprocess.CompletedProcess:
