@@ -7,6 +7,7 @@ avvp's own resume logic) can trust that an existing file is complete.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -38,6 +39,25 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def remove_stale(target: str | Path) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` left beside ``target`` when a process
+    writing it was killed (SIGKILL gives no chance to clean up); returns what was removed.
+
+    Call it only where no other process writes ``target`` at the same time (a Snakemake job owns
+    its outputs), as a big output (a feature store) would otherwise leak its size on every kill.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    pattern = f".{glob.escape(target.name)}.*.tmp{glob.escape(target.suffix)}"
+    for path in target.parent.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def write_text(target: str | Path, text: str) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
+import time
 
 from . import __version__, commands
 from .errors import AvvpError
+from .memory import lean_allocator
 
 
 def command_modules() -> list[str]:
@@ -66,6 +69,8 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    lean_allocator()
     argv = sys.argv[1:] if argv is None else list(argv)
     named = _command_name(argv)
     only = named if named in command_modules() else None
@@ -87,7 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     except AvvpError as exc:
         print(f"avvp {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        log_resources(args.command, started)
     return int(result or 0)
+
+
+def peak_memory_mb() -> float:
+    """The largest resident set this process (or any one child it waited for) has had, in MB."""
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return peak * scale / 1e6
+
+
+def log_resources(command: str, started: float) -> None:
+    """Log the command's wall time, CPU time and peak memory (exact: the kernel's high-water
+    mark, where polling monitors such as Snakemake's ``benchmark:`` may miss a short peak)."""
+    cpu = sum(os.times()[:4])
+    logging.getLogger("avvp.cli").info("avvp %s: %.1f s wall, %.1f s CPU, peak memory %.0f MB",
+                                       command, time.perf_counter() - started, cpu, peak_memory_mb())
 
 
 if __name__ == "__main__":

@@ -29,13 +29,14 @@ from .errors import InputError
 from .losses import modality_targets
 from .refine.table import modality_targets as table_targets
 from .refine.table import read_table as read_label_table
+from .memory import release_free_memory
+from .pooled import SOURCE_ATTR, frame_store, pool_segments
 
 log = logging.getLogger(__name__)
 
 ROLES = ("audio", "frame", "clip")
 MANIFEST_COLUMNS = ("video_id", "split", "labels")
 DENSE_TABLES = {"audio": "dense_audio.parquet", "visual": "dense_visual.parquet"}
-READ_CHUNK = 256
 
 
 # ------------------------------------------------------------------------------- features
@@ -72,71 +73,120 @@ class Features:
 
 
 def store_path(features_dir: str | Path, role: str) -> Path:
-    """The merged store of ``role`` in a features folder: ``<dir>/<role>.h5``."""
+    """The store of ``role`` in a features folder: ``<dir>/<role>.h5``; for frames the pooled
+    store ``frame_pooled.h5`` when it is current (:func:`avvp.pooled.frame_store`)."""
+    if role == "frame":
+        return frame_store(features_dir)
     return Path(features_dir) / f"{role}.h5"
 
 
-def pool_segments(x: torch.Tensor, n_segments: int) -> torch.Tensor:
-    """Average groups of k consecutive rows: (N, k·T, D) → (N, T, D)."""
-    n, rows, d = x.shape
-    if rows == n_segments:
-        return x
-    return x.reshape(n, n_segments, rows // n_segments, d).mean(dim=2)
+MISSING = ("error", "skip")
+
+
+def available(features_dir: str | Path, video_ids: Sequence[str], missing: str = "error",
+              what: str = "videos") -> list[str]:
+    """The videos of ``video_ids`` that every store of ``features_dir`` holds, in order.
+
+    Args:
+        missing: ``error`` (an InputError naming the store and the first videos it lacks) or
+            ``skip`` (leave them out with a warning that gives their number).
+        what: how the videos are named in messages (e.g. "training videos").
+    """
+    from .feature_store import read_ids
+
+    if missing not in MISSING:
+        raise ValueError(f"missing = {missing!r} (known: {', '.join(MISSING)})")
+    keep = [str(v) for v in video_ids]
+    for role in ROLES:
+        path = store_path(features_dir, role)
+        if not path.exists():
+            raise InputError(path, f"{role} feature store not found")
+        held = set(read_ids(path))
+        lacking = [v for v in keep if v not in held]
+        if not lacking:
+            continue
+        if missing == "error":
+            shown = ", ".join(lacking[:10]) + (f" (+{len(lacking) - 10} more)" if len(lacking) > 10 else "")
+            raise InputError(path, f"{len(lacking)} of {len(video_ids)} requested {what} have no "
+                                   f"features: {shown}")
+        keep = [v for v in keep if v in held]
+    if len(keep) < len(video_ids):
+        log.warning("%d of %d %s have no features (see features/failures/) and are left out",
+                    len(video_ids) - len(keep), len(video_ids), what)
+    return keep
 
 
 def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: bool = False,
-                  chunk: int = READ_CHUNK) -> Features:
-    """Read the three merged stores of ``features_dir`` for ``video_ids`` (in that order).
+                  missing: str = "error", what: str = "videos") -> Features:
+    """Read the three stores of ``features_dir`` for ``video_ids`` (in that order).
 
-    Frames with k·T rows per video are pooled to T rows in chunks, so the full (N, 80, 2048)
-    array is never held in memory.
+    Each role's tensor is allocated once and filled chunk by chunk, so memory holds the result and
+    one chunk. Frames with k·T rows per video are pooled to T rows chunk by chunk (or read from
+    the pooled store, :mod:`avvp.pooled`), so the full (N, 80, 2048) array is never in memory.
+
+    Args:
+        missing, what: videos that a store lacks: see :func:`available`. The returned
+            ``video_ids`` are those loaded.
 
     Raises:
-        InputError: a store is missing, lacks some of the videos, or has shapes that do not
-            fit together (segments per video, dimensions), naming the file.
+        InputError: a store is missing, lacks some of the videos (with ``missing="error"``), or
+            has shapes that do not fit together (segments per video, dimensions), naming the file.
     """
-    from .feature_store import read_store
+    import h5py
 
-    video_ids = [str(v) for v in video_ids]
+    from .feature_store import read_attrs, read_chunks, read_into
+
     if not video_ids:
         raise InputError(features_dir, "no videos to load")
+    video_ids = available(features_dir, video_ids, missing, what)
+    if not video_ids:
+        raise InputError(features_dir, f"none of the {what} has features")
     out: dict[str, torch.Tensor] = {}
     attrs: dict[str, dict] = {}
     n_segments = None
     for role in ROLES:
         path = store_path(features_dir, role)
-        if not path.exists():
-            raise InputError(path, f"{role} feature store not found")
-        parts = []
-        steps = range(0, len(video_ids), chunk)
-        for start in tqdm(steps, desc=f"read {role}", unit="chunk", disable=not progress, leave=False):
-            ids, array, attrs[role] = read_store(path, video_ids[start:start + chunk])
-            if list(ids) != video_ids[start:start + chunk]:
-                raise InputError(path, "the store returned the videos in another order than asked")
-            x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-            if x.ndim != 3:
-                raise InputError(path, f"features have shape {tuple(x.shape)}, expected (N, T, D)")
-            if n_segments is None:
-                n_segments = int(x.shape[1])
-            x = _fit_segments(x, n_segments, role, path)
-            bad = ~torch.isfinite(x).reshape(len(x), -1).all(dim=1)
-            if bad.any():
-                vid = ids[int(torch.nonzero(bad)[0, 0])]
-                raise InputError(path, f"video {vid!r} has non-finite {role} features")
-            parts.append(x)
-        out[role] = torch.cat(parts) if len(parts) > 1 else parts[0]
+        with h5py.File(path, "r") as h5:
+            shape = h5["features"].shape
+        if len(shape) != 3:
+            raise InputError(path, f"features have shape {tuple(shape)}, expected (N, T, D)")
+        if n_segments is None:
+            n_segments = int(shape[1])
+        _fit_segments(int(shape[1]), n_segments, role, path)
+        attrs[role] = {k: v for k, v in read_attrs(path).items() if k != SOURCE_ATTR}
+        out[role] = x = torch.empty((len(video_ids), n_segments, int(shape[2])), dtype=torch.float32)
+        bar = tqdm(total=len(video_ids), desc=f"read {role}", unit="video", disable=not progress, leave=False)
+        if int(shape[1]) == n_segments:         # straight into the tensor: no copy in between
+            for n in read_into(path, video_ids, x.numpy()):
+                bar.update(n)
+        else:                                   # k rows per segment: pooled chunk by chunk
+            for start, array in read_chunks(path, video_ids):
+                x[start:start + len(array)] = pool_segments(torch.from_numpy(array), n_segments)
+                bar.update(len(array))
+        bar.close()
+        _check_finite(x, video_ids, role, path)
+    release_free_memory()
     return Features(video_ids, out["audio"], out["frame"], out["clip"], attrs)
 
 
-def _fit_segments(x: torch.Tensor, n_segments: int, role: str, path: Path) -> torch.Tensor:
-    rows = int(x.shape[1])
+def _check_finite(x: torch.Tensor, video_ids: Sequence[str], role: str, path: Path, rows: int = 256) -> None:
+    """InputError naming the first video with a NaN or infinite value (checked in blocks, so the
+    mask never costs more than a block)."""
+    for start in range(0, len(x), rows):
+        bad = ~torch.isfinite(x[start:start + rows]).reshape(min(rows, len(x) - start), -1).all(dim=1)
+        if bad.any():
+            vid = video_ids[start + int(torch.nonzero(bad)[0, 0])]
+            raise InputError(path, f"video {vid!r} has non-finite {role} features")
+
+
+def _fit_segments(rows: int, n_segments: int, role: str, path: Path) -> None:
+    """Refuse a store whose rows per video do not give ``n_segments`` segments."""
     if role == "frame" and rows % n_segments == 0 and rows > 0:
-        return pool_segments(x, n_segments)
+        return
     if rows != n_segments:
         need = f"a multiple of {n_segments}" if role == "frame" else str(n_segments)
         raise InputError(path, f"{role} features have {rows} rows per video, expected {need} "
                                f"(the audio store has {n_segments} segments)")
-    return x
 
 
 def check_dims(features: Features, expected: dict[str, int], features_dir: str | Path) -> None:
@@ -270,10 +320,14 @@ class SplitData:
 
 
 def load_split(features_dir: str | Path, ann: Annotations, split: str, truth: bool,
-               progress: bool = False) -> SplitData:
-    """Features, weak labels and (if ``truth``) the dense truth of one split."""
-    ids = split_ids(ann, split)
-    features = load_features(features_dir, ids, progress=progress)
+               progress: bool = False, missing: str = "error") -> SplitData:
+    """Features, weak labels and (if ``truth``) the dense truth of one split.
+
+    ``missing``: what to do with videos that have no features (:func:`available`).
+    """
+    features = load_features(features_dir, split_ids(ann, split), progress=progress, missing=missing,
+                             what=f"{split} videos")
+    ids = features.video_ids
     weak = ann.weak(ids)
     gt_a = gt_v = None
     if truth:

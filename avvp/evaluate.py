@@ -68,8 +68,10 @@ def check_classes(pred_classes: Sequence[str], ann_classes: Sequence[str], sourc
                              f"{pred_classes[i]!r}, the annotations have {ann_classes[i]!r}")
 
 
-def check_videos(pred_ids: Sequence[str], ann: Annotations, split: str, source=None) -> list[str]:
-    """Refuse duplicated, unknown or missing video ids; return the split's ids in file order."""
+def check_videos(pred_ids: Sequence[str], ann: Annotations, split: str, source=None,
+                 allow_missing: bool = False) -> list[str]:
+    """Refuse duplicated, unknown or (unless ``allow_missing``) missing video ids; return the
+    split's ids that have a prediction, in file order."""
     videos = ann.split(split)
     if videos.empty:
         raise InputError(ann.folder, f"split {split!r} has no videos")
@@ -90,10 +92,14 @@ def check_videos(pred_ids: Sequence[str], ann: Annotations, split: str, source=N
                                  f"{_few(unknown)}{detail}")
     have = set(ids)
     missing = [v for v in wanted if v not in have]
-    if missing:
+    if missing and not allow_missing:
         raise InputError(source, f"{len(missing)} of the {len(wanted)} {split} videos have no prediction: "
-                                 f"{_few(missing)}")
-    return wanted
+                                 f"{_few(missing)} (evaluate.allow_missing / --allow-missing scores the "
+                                 "others; that is not the benchmark)")
+    if missing:
+        log.warning("%d of the %d %s videos have no prediction and are not scored", len(missing),
+                    len(wanted), split)
+    return [v for v in wanted if v in have]
 
 
 def segments_per_video(ann: Annotations, video_ids: Sequence[str]) -> np.ndarray:
@@ -118,7 +124,8 @@ def check_arrays(pred: Predictions, n_segments: int, source=None) -> None:
 
 
 def evaluate_predictions(pred: Predictions, ann: Annotations, split: str = "test", gate: str = "han",
-                         threshold: float = 0.5, source: str | Path | None = None) -> Result:
+                         threshold: float = 0.5, source: str | Path | None = None,
+                         allow_missing: bool = False) -> Result:
     """Evaluate ``pred`` on one split of ``ann`` with the LLP protocol.
 
     Args:
@@ -128,10 +135,12 @@ def evaluate_predictions(pred: Predictions, ann: Annotations, split: str = "test
         gate: "han" or "ma" (see :func:`avvp.metrics.gate_masks`).
         threshold: decision threshold (0.5 in the protocol).
         source: the predictions file, named in errors.
+        allow_missing: score the split's videos that have a prediction instead of refusing
+            predictions that lack some (``meta`` then counts the others as ``n_missing``).
 
     Returns:
         The :class:`avvp.metrics.Result`, videos in the split's file order; ``meta`` holds split,
-        gate, threshold, annotation version and folder.
+        gate, threshold, annotation version and folder, ``n_videos`` (scored) and ``n_missing``.
 
     Raises:
         InputError: unknown, missing or duplicated video ids, another class list or order, arrays
@@ -140,7 +149,7 @@ def evaluate_predictions(pred: Predictions, ann: Annotations, split: str = "test
     if gate not in GATES:
         raise InputError(source, f"unknown gate {gate!r} (known: {', '.join(GATES)})")
     check_classes(pred.classes, ann.classes, source)
-    ids = check_videos(pred.video_ids, ann, split, source)
+    ids = check_videos(pred.video_ids, ann, split, source, allow_missing)
     lengths = segments_per_video(ann, ids)
     n_segments = int(lengths.max())
     check_arrays(pred, n_segments, source)
@@ -155,7 +164,8 @@ def evaluate_predictions(pred: Predictions, ann: Annotations, split: str = "test
         pred.global_prob[order], pred.a_prob[order], pred.v_prob[order], pred.frame_prob[order],
         gt_audio, gt_visual, gate=gate, threshold=threshold, video_ids=ids, classes=ann.classes,
         lengths=lengths if (lengths < n_segments).any() else None)
-    result.meta.update(split=split, annotation_version=ann.version, annotations=str(ann.folder))
+    result.meta.update(split=split, annotation_version=ann.version, annotations=str(ann.folder),
+                       n_missing=len(ann.split(split)) - len(ids))
     if source is not None:
         result.meta["predictions"] = str(source)
     return result
@@ -249,7 +259,13 @@ def describe(meta: dict) -> str:
     parts = [str(meta["variant"])] if meta.get("variant") else []
     if meta.get("seed") not in (None, ""):
         parts.append(f"seed {meta['seed']}")
-    parts.append(f"{meta.get('split', '?')} split ({meta.get('n_videos', '?')} videos)")
+    missing = int(meta.get("n_missing") or 0)
+    if missing:
+        total = int(meta.get("n_videos", 0)) + missing
+        parts.append(f"{meta.get('split', '?')} split ({meta.get('n_videos', '?')} of {total} videos: "
+                     f"{missing} without features are not scored)")
+    else:
+        parts.append(f"{meta.get('split', '?')} split ({meta.get('n_videos', '?')} videos)")
     parts.append(f"{meta.get('gate', '?')} gate")
     parts.append(f"{meta.get('annotation_version', '?')} annotations")
     return ", ".join(parts)

@@ -50,13 +50,15 @@ def _check_attrs(attrs: Mapping, where) -> dict[str, str]:
 class StoreWriter:
     """Writes one store video by video into an open HDF5 file (use :func:`store_writer`)."""
 
-    def __init__(self, h5: h5py.File, n: int, t: int, d: int, where):
+    def __init__(self, h5: h5py.File, n: int, t: int, d: int, where, resizable: bool = False):
         self._where = where
         self.shape = (n, t, d)
-        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR)
         chunks = (1, t, d) if n and t and d else None
+        grow = {"maxshape": (None, t, d)} if resizable and chunks else {}
+        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR,
+                                      maxshape=(None,) if grow else (n,))
         self._features = h5.create_dataset("features", shape=(n, t, d), dtype=np.float32,
-                                           chunks=chunks)
+                                           chunks=chunks, **grow)
         self._filled = np.zeros(n, dtype=bool)
         self._seen: set[str] = set()
 
@@ -73,20 +75,33 @@ class StoreWriter:
         self._features[index] = feature.astype(np.float32, copy=False)
         self._filled[index] = True
 
+    def truncate(self, n: int) -> None:
+        """Keep only the first ``n`` rows (a store opened with ``resizable=True``)."""
+        if n > self.shape[0]:
+            raise ValueError(f"cannot truncate {self.shape[0]} rows to {n}")
+        if n < self.shape[0]:
+            self._ids.resize((n,))
+            self._features.resize((n,) + self.shape[1:])
+        self.shape = (n,) + self.shape[1:]
+        self._filled = self._filled[:n]
+
     def check_complete(self) -> None:
         if not self._filled.all():
             raise InputError(self._where, f"{int((~self._filled).sum())} rows were never written")
 
 
 @contextmanager
-def store_writer(path: str | Path, n: int, t: int, d: int, attrs: Mapping) -> Iterator[StoreWriter]:
+def store_writer(path: str | Path, n: int, t: int, d: int, attrs: Mapping,
+                 resizable: bool = False) -> Iterator[StoreWriter]:
     """Open a store for writing ``n`` videos of shape (t, d); it appears under ``path`` only
-    when the ``with`` block finishes without error and every row was written."""
+    when the ``with`` block finishes without error and every row was written. With
+    ``resizable``, :meth:`StoreWriter.truncate` may drop rows at the end (``n`` is then the most
+    videos the store can hold)."""
     attrs = _check_attrs(attrs, path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.attrs.update(attrs)
-            writer = StoreWriter(h5, n, t, d, path)
+            writer = StoreWriter(h5, n, t, d, path, resizable)
             yield writer
             writer.check_complete()
 
@@ -173,6 +188,75 @@ def read_store(path: str | Path, video_ids: Iterable[str] | None = None
                              f"features: {shown}")
         rows = np.array([row[v] for v in wanted], dtype=np.int64)
         return wanted, _read_rows(data, rows), attrs
+
+
+def _rows_of(h5: h5py.File, path, video_ids: Sequence[str]) -> np.ndarray:
+    """The store rows of ``video_ids``; InputError naming the first that the store lacks."""
+    wanted = [str(v) for v in video_ids]
+    row = {v: i for i, v in enumerate(h5["video_ids"].asstr()[...])}
+    missing = [v for v in wanted if v not in row]
+    if missing:
+        raise InputError(path, f"{len(missing)} of {len(wanted)} requested videos have no "
+                               f"features: {', '.join(missing[:10])}")
+    return np.array([row[v] for v in wanted], dtype=np.int64)
+
+
+#: Most videos per read: HDF5 holds a map of every chunk (one per video) a read touches, and a
+#: read of all 10,000 training videos' audio would keep ~50 MB of it on the heap afterwards.
+MAX_VIDEOS_PER_READ = 256
+
+
+def _steps(data: h5py.Dataset, max_bytes: int) -> int:
+    """Videos per read of about ``max_bytes`` (at most :data:`MAX_VIDEOS_PER_READ`)."""
+    return max(1, min(MAX_VIDEOS_PER_READ, max_bytes // max(1, int(np.prod(data.shape[1:])) * 4)))
+
+
+def read_chunks(path: str | Path, video_ids: Sequence[str], max_bytes: int = 32 << 20
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """Read the rows of ``video_ids`` (all in the store) in order, in chunks of at most about
+    ``max_bytes``: yields ``(index of the chunk's first video, (n, T, D) float32)``.
+
+    Memory stays at a chunk or two whatever the store's size (a whole 80-frame LLP store is
+    6.5 GB).
+
+    Raises:
+        InputError: the file is missing or unreadable, or lacks some of ``video_ids``.
+    """
+    with _open(path) as h5:
+        data = h5["features"]
+        rows = _rows_of(h5, path, video_ids)
+        step = _steps(data, max_bytes)
+        for start in range(0, len(rows), step):
+            yield start, _read_rows(data, rows[start:start + step])
+
+
+def read_into(path: str | Path, video_ids: Sequence[str], out: np.ndarray, max_bytes: int = 32 << 20
+              ) -> Iterator[int]:
+    """Read the rows of ``video_ids`` straight into ``out`` (N, T, D) float32, in order, with no
+    copy in between (runs of consecutive store rows are read directly); yields the number of
+    videos read after each read of at most about ``max_bytes``.
+
+    Raises:
+        InputError: the file is missing or unreadable, lacks some of ``video_ids``, or its rows
+            do not have the shape of ``out``'s.
+    """
+    with _open(path) as h5:
+        data = h5["features"]
+        if data.dtype != np.float32 or data.shape[1:] != out.shape[1:] or len(out) != len(video_ids):
+            raise InputError(path, f"features {data.dtype} {data.shape[1:]} per video cannot be read into "
+                                   f"{len(out)} rows of float32 {out.shape[1:]}")
+        rows = _rows_of(h5, path, video_ids)
+        step = _steps(data, max_bytes)
+        start = 0
+        while start < len(rows):
+            end = min(start + step, len(rows))
+            stop = start + 1
+            while stop < end and rows[stop] == rows[stop - 1] + 1:
+                stop += 1
+            first = int(rows[start])
+            data.read_direct(out, np.s_[first:first + stop - start], np.s_[start:stop])
+            yield stop - start
+            start = stop
 
 
 def _read_rows(data: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

@@ -57,7 +57,8 @@ def predict_arrays(model: HAN, features: Features, batch_size: int = 64,
 
 def predict_split(model_path: str | Path, features_dir: str | Path, manifest: str | Path, split: str,
                   out: str | Path, settings: Mapping[str, Any] | None = None,
-                  annotations: str | Path | None = None, progress: bool = True) -> Predictions:
+                  annotations: str | Path | None = None, progress: bool = True,
+                  allow_missing: bool = False) -> Predictions:
     """Predict every video of ``split`` and write the predictions file.
 
     Args:
@@ -70,6 +71,8 @@ def predict_split(model_path: str | Path, features_dir: str | Path, manifest: st
         settings: see :data:`DEFAULTS`.
         annotations: annotation folder for ``classes.txt`` (official checkpoints only).
         progress: show a progress bar.
+        allow_missing: leave out videos without features (always for the train split) instead of
+            stopping with an error that names them.
     """
     s = predict_settings(settings)
     model, info = load_model(model_path, nhead=int(s["nhead"]))
@@ -80,8 +83,10 @@ def predict_split(model_path: str | Path, features_dir: str | Path, manifest: st
                                      f"the annotations have {len(classes)}")
     if info["classes"] and list(info["classes"]) != list(ann.classes):
         log.warning("%s: the model's class list differs from the manifest's; using the model's", model_path)
-    ids = split_ids(ann, split, manifest)
-    features = load_features(features_dir, ids, progress=progress)
+    missing = "skip" if allow_missing or split == "train" else "error"
+    features = load_features(features_dir, split_ids(ann, split, manifest), progress=progress,
+                             missing=missing, what=f"{split} videos")
+    ids = features.video_ids
     check_dims(features, model.config.to_dict(), features_dir)
     device = resolve_device(s["device"])
     model.to(device)

@@ -205,13 +205,19 @@ def _fingerprint(settings: Mapping, seed: int, train: SplitData, targets: Target
     h.update(json.dumps(train.features.dims(), sort_keys=True).encode())
     h.update(json.dumps(train.features.attrs, sort_keys=True, default=str).encode())
     f = train.features
-    h.update(repr([float(torch.sum(x, dtype=torch.float64)) for x in (f.audio, f.frame, f.clip)]).encode())
+    h.update(repr([_checksum(x) for x in (f.audio, f.frame, f.clip)]).encode())
     for t in (targets.weak, targets.global_, targets.audio, targets.visual):
         h.update(t.numpy().tobytes())
     if val is not None:
         h.update("\n".join(val.features.video_ids).encode())
     h.update(extra)
     return h.hexdigest()
+
+
+def _checksum(x: torch.Tensor, rows: int = 32) -> float:
+    """The float64 sum of ``x``, over ``rows`` videos at a time: ``torch.sum(x, dtype=float64)``
+    would hold a float64 copy of all of ``x`` (1.6 GB for the LLP training set)."""
+    return float(sum(torch.sum(x[i:i + rows], dtype=torch.float64) for i in range(0, len(x), rows)))
 
 
 def _device_features(data: SplitData, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -487,7 +493,8 @@ def write_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
 def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path,
                  settings: Mapping[str, Any] | None = None, seed: int = 1, labels: str | Path | None = None,
                  annotations: str | Path | None = None, resume: bool = True, progress: bool = True,
-                 hook: Hook | None = None, ratios: str | Path | None = None) -> TrainResult:
+                 hook: Hook | None = None, ratios: str | Path | None = None,
+                 allow_missing: bool = False) -> TrainResult:
     """Load the data named by a manifest and a features folder, then :func:`train_model`.
 
     Args:
@@ -501,14 +508,17 @@ def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path
             ``noise_ratios.npz``) for dynamic label denoising (``train.denoise.method``).
         annotations: annotation folder (for ``classes.txt``), optional.
         resume, progress, hook: see :func:`train_model`.
+        allow_missing: leave validation videos without features out (training videos without
+            features are always left out, with a warning) instead of stopping.
     """
     s = train_settings(settings)
     ann = load_annotations(manifest, annotations)
     noise = None if ratios is None else read_ratios(ratios, ann.classes)
-    train = load_split(features_dir, ann, "train", truth=False, progress=progress)
+    train = load_split(features_dir, ann, "train", truth=False, progress=progress, missing="skip")
     val = None
     if len(ann.split("val")):
-        val = load_split(features_dir, ann, "val", truth=True, progress=progress)
+        val = load_split(features_dir, ann, "val", truth=True, progress=progress,
+                         missing="skip" if allow_missing else "error")
     else:
         log.warning("%s: no validation videos; no validation metrics", manifest)
     targets = build_targets(train.weak, train.features.video_ids, ann.classes, labels,

@@ -13,7 +13,6 @@ from avvp import __version__
 from avvp.errors import InputError
 from avvp.feature_store import (PartialFile, merge_stores, read_attrs, read_ids, read_store,
                                 store_writer, write_store)
-from avvp.import_features import import_features, looks_quantised
 from avvp.cli import main
 
 ATTRS = {"role": "audio", "extractor": "vggish", "settings": {"seed": 0}, "weights": "random:0"}
@@ -127,79 +126,6 @@ def test_partial_file(tmp_path):
     # an unreadable partial file is discarded, not fatal
     (tmp_path / "0.partial.h5").write_bytes(b"garbage")
     assert part.done() == []
-
-
-# -- import of the official features ---------------------------------------------------------
-
-def _manifest(ids):
-    return pd.DataFrame({"video_id": ids, "youtube_id": [i[:11] for i in ids],
-                         "start": 0.0, "end": 10.0, "split": "train", "labels": [[]] * len(ids),
-                         "path": None})
-
-
-def _official(folder, ids, skip=(), quantise=False):
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for name, shape in (("vggish", (10, 128)), ("res152", (80, 2048)), ("r2plus1d_18", (10, 512))):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for vid in ids:
-            if vid in skip:
-                continue
-            a = rng.normal(size=shape).astype(np.float32)
-            if quantise and name == "vggish":
-                a = rng.integers(0, 256, size=shape).astype(np.float32)
-            np.save(folder / name / f"{vid[:11]}.npy", a)
-            arrays[(name, vid)] = a
-    return arrays
-
-
-IDS = ["AAAAAAAAAAA_0_10", "B-B_BBBBBBB_30_40", "CCCCCCCCCCC_5_15"]
-
-
-def test_import_official(tmp_path, capsys):
-    feats = tmp_path / "feats"
-    arrays = _official(feats, IDS, skip={IDS[1]})
-    man = tmp_path / "manifest.parquet"
-    _manifest(IDS).to_parquet(man)
-    assert main(["import-features", "--manifest", str(man), "--folder", str(tmp_path),
-                 "--out-dir", str(tmp_path / "features"), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    assert "1 missing" in printed and IDS[1] in printed
-    for role, name, shape in (("audio", "vggish", (10, 128)), ("frame", "res152", (80, 2048)),
-                              ("clip", "r2plus1d_18", (10, 512))):
-        ids, arr, attrs = read_store(tmp_path / "features" / f"{role}.h5")
-        assert ids == [IDS[0], IDS[2]]
-        assert arr.shape == (2,) + shape
-        assert np.array_equal(arr[1], arrays[(name, IDS[2])])
-        assert attrs["extractor"] == f"official:{name}" and attrs["role"] == role
-        fails = pd.read_parquet(tmp_path / "features" / "failures" / f"{role}_import.parquet")
-        assert fails["video_id"].tolist() == [IDS[1]]
-    assert "PCA-quantised" not in printed
-
-
-def test_import_reports_quantised_vggish(tmp_path):
-    _official(tmp_path, IDS, quantise=True)
-    reports = import_features(_manifest(IDS), tmp_path, tmp_path / "out", roles=["audio"],
-                              progress=False)
-    assert reports["audio"].quantised == IDS
-    assert looks_quantised(np.array([0.0, 17.0, 255.0])) and not looks_quantised(np.array([0.5]))
-    assert not looks_quantised(np.array([-1.0, 3.0]))
-
-
-@pytest.mark.parametrize("bad, match", [(np.zeros((10, 128), np.float64), "dtype float64"),
-                                        (np.zeros((9, 128), np.float32), r"shape \(9, 128\)")])
-def test_import_rejects_wrong_files(tmp_path, bad, match):
-    _official(tmp_path, IDS)
-    np.save(tmp_path / "vggish" / f"{IDS[2][:11]}.npy", bad)
-    with pytest.raises(InputError, match=rf"{IDS[2][:11]}\.npy.*{match}"):
-        import_features(_manifest(IDS), tmp_path, tmp_path / "out", roles=["audio"], progress=False)
-    assert not (tmp_path / "out" / "audio.h5").exists()
-
-
-def test_import_missing_folder(tmp_path):
-    (tmp_path / "vggish").mkdir()
-    with pytest.raises(InputError, match="res152"):
-        import_features(_manifest(IDS), tmp_path, tmp_path / "out", progress=False)
 
 
 def test_store_file_layout(tmp_path):

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--timeline-videos", type=int, default=4, help="videos shown in timeline.png (default: 4)")
     p.add_argument("--timeline-ids", nargs="+", default=None, metavar="VIDEO_ID",
                    help="show these videos in timeline.png instead")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score the split's videos the predictions cover (e.g. a release lacking some "
+                        "videos' features) instead of refusing; the outputs say how many are scored")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="extra field recorded in metrics.json (repeatable), e.g. variant=ma")
     p.set_defaults(func=run)
@@ -46,7 +49,8 @@ def run(args) -> int:
     ann = read_llp(args.annotations, version=args.version)
     pred = Predictions.load(args.predictions)
     result = evaluate_predictions(pred, ann, split=args.split, gate=args.gate,
-                                  threshold=args.threshold, source=args.predictions)
+                                  threshold=args.threshold, source=args.predictions,
+                                  allow_missing=args.allow_missing)
     paths = write_outputs(result, args.out, ann, pred, timeline_videos=args.timeline_videos,
                           meta=meta, timeline_ids=args.timeline_ids)
     print(describe({**result.meta, **meta}))

@@ -18,12 +18,16 @@ def register(sub) -> None:
                    help="annotation folder for classes.txt (only needed for an official checkpoint)")
     p.add_argument("--settings", default=None, help='{"device": ..., "batch_size": ..., "nhead": ...} '
                                                     "as inline JSON or a YAML/JSON file")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="leave out the split's videos that have no features instead of stopping "
+                        "(always so for the train split)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     pred = predict_split(args.model, args.features_dir, args.manifest, check_split(args.split), args.out,
-                         parse_settings(args.settings), args.annotations, progress=not args.no_progress)
+                         parse_settings(args.settings), args.annotations, progress=not args.no_progress,
+                         allow_missing=args.allow_missing)
     print(f"{len(pred.video_ids)} {args.split} videos, {len(pred.classes)} classes -> {args.out}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import faults
 from ..settings import parse_settings
 from ..train import run_training, train_settings
 
@@ -28,6 +29,9 @@ def register(sub) -> None:
                    help="add MA's contrastive loss (overrides train.contrastive.enabled)")
     p.add_argument("--tau", type=float, default=None,
                    help="contrastive temperature (overrides train.contrastive.tau)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="leave validation videos without features out of validation instead of "
+                        "stopping (training videos without features are always left out, with a warning)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -46,7 +50,8 @@ def run(args) -> int:
         settings = {**settings, "train": train}
     result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
                           labels=args.labels, annotations=args.annotations, resume=not args.restart,
-                          progress=not args.no_progress, ratios=args.ratios)
+                          progress=not args.no_progress, ratios=args.ratios,
+                          allow_missing=args.allow_missing, hook=faults.step_hook("train"))
     metric = train_settings(settings)["train"]["select_metric"]
     print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
           f"(val {metric} {100 * result.score:.1f}) -> {args.out}")

@@ -40,7 +40,11 @@ def quality_paths(folder: str | Path, stem: str = "quality") -> dict[str, Path]:
 
 def _model_and_training_set(model_path: str | Path, features_dir: str | Path, manifest: str | Path,
                             annotations: str | Path | None, progress: bool):
-    """(model, annotations, training ids, training features), checked against each other."""
+    """(model, annotations, training ids, training features), checked against each other.
+
+    The ids are all the training videos of the manifest, in order; the features hold those that
+    have features (``features.video_ids``; the others are left out with a warning).
+    """
     ann = load_annotations(manifest, annotations, dense=False)
     ids = split_ids(ann, "train", manifest)
     model, info = load_model(model_path)
@@ -49,7 +53,8 @@ def _model_and_training_set(model_path: str | Path, features_dir: str | Path, ma
     if model.config.n_classes != len(ann.classes):
         raise InputError(model_path, f"the model predicts {model.config.n_classes} classes, "
                                      f"the annotations have {len(ann.classes)}")
-    features: Features = load_features(features_dir, ids, progress=progress)
+    features: Features = load_features(features_dir, ids, progress=progress, missing="skip",
+                                       what="training videos")
     check_dims(features, model.config.to_dict(), features_dir)
     return model, ann, ids, features
 
@@ -80,7 +85,9 @@ def run_refine(model_path: str | Path, features_dir: str | Path, manifest: str |
     estimate = get_method(method, "static").load()
     s = refine_settings(settings)
     truth = Q.train_truth(manifest) if quality_dir is not None else None
-    model, ann, ids, features = _model_and_training_set(model_path, features_dir, manifest, annotations, progress)
+    model, ann, train_ids, features = _model_and_training_set(model_path, features_dir, manifest, annotations,
+                                                              progress)
+    ids = features.video_ids
     started = time.perf_counter()
     result = estimate(model, ids, ann.classes, ann.weak(ids), features.audio, features.frame, features.clip,
                       s, run_seed, progress)
@@ -93,7 +100,7 @@ def run_refine(model_path: str | Path, features_dir: str | Path, manifest: str |
         log.warning("%s: %s", model_path, message)
     write_table(out, result, {"base_model": str(model_path), "run_seed": int(run_seed), "seconds": seconds})
     if pkl is not None:
-        write_need_to_change(pkl, result.table, ids, ann.classes)
+        write_need_to_change(pkl, result.table, train_ids, ann.classes)
     if quality_dir is not None:
         q = Q.quality(result.table, truth["audio"], truth["visual"], ann.classes)
         paths = quality_paths(quality_dir)
@@ -157,7 +164,8 @@ def run_ratios(source: str, manifest: str | Path, out: str | Path, *, model: str
     s = jomold.ratio_settings(settings)
     truth = Q.train_truth(manifest) if quality_dir is not None or source == "truth" else None
     if source == "estimator":
-        est, ann, ids, features = _model_and_training_set(model, features_dir, manifest, annotations, progress)
+        est, ann, _, features = _model_and_training_set(model, features_dir, manifest, annotations, progress)
+        ids = features.video_ids
         ratios = jomold.estimate_ratios(est, ids, ann.classes, ann.weak(ids), features.audio, features.frame,
                                         features.clip, s, run_seed, progress)
         ratios.attrs["model"] = str(model)

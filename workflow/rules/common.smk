@@ -52,6 +52,14 @@ def variant_config(variant):
     return s["train"], s["evaluate"]
 
 
+def allow_missing_flag(wildcards):
+    """`--allow-missing` when evaluate.allow_missing (config, the variant's recipe applied) lets
+    val/test videos without features be left out (train, predict, evaluate), else nothing.
+    """
+    allow = variant_config(wildcards.variant)[1].get("allow_missing", False)
+    return "--allow-missing" if allow else ""
+
+
 def is_synth():
     return config["data"]["source"] == "synth"
 

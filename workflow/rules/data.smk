@@ -32,6 +32,8 @@ rule manifest:
         train_visual=out("dense_train_visual.parquet"),
     log:
         out("logs/manifest.log"),
+    benchmark:
+        out("benchmarks/manifest.tsv")
     conda:
         "../../envs/avvp.yaml"
     params:

@@ -18,6 +18,8 @@ rule noise_ratios:
         npz=out("ratios/{name}/seed{seed}/noise_ratios.npz"),
     log:
         out("logs/ratios/{name}/seed{seed}.log"),
+    benchmark:
+        out("benchmarks/ratios/{name}/seed{seed}.tsv")
     wildcard_constraints:
         name=r"[A-Za-z0-9_.]+",
         seed=r"\d+",
@@ -60,6 +62,8 @@ rule drop_quality:
         ),
     log:
         out("logs/denoise/{variant}/seed{seed}.log"),
+    benchmark:
+        out("benchmarks/denoise/{variant}/seed{seed}.tsv")
     wildcard_constraints:
         variant=r"[A-Za-z0-9_.]+",
         seed=r"\d+",

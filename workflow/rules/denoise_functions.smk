@@ -14,9 +14,8 @@ def ratio_inputs(wildcards):
     source = avvp_experiments.ratio_source_target(wildcards.name, int(wildcards.seed))
     if target.source == "estimator":
         inputs["model"] = out(source)
-        inputs.update(
-            {role: out(f"features/{role}.h5") for role in ("audio", "frame", "clip")}
-        )
+        inputs.update({role: out(f"features/{role}.h5") for role in ("audio", "clip")})
+        inputs["frame"] = out("features/frame_pooled.h5")
     elif target.source == "exchange":
         inputs["labels"] = out(source)
     if target.source == "truth" or refine_has_train_truth():

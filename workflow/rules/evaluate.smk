@@ -42,6 +42,8 @@ rule evaluate:
         ),
     log:
         out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
+    benchmark:
+        out("benchmarks/evaluate/{variant}/seed{seed}/{split}.tsv")
     wildcard_constraints:
         seed=r"\d+",
         split="val|test",
@@ -53,8 +55,10 @@ rule evaluate:
         gate=evaluate_gate,
         timeline_videos=evaluate_timeline_videos,
         version=config["data"].get("annotation_version", "current"),
+        allow_missing=allow_missing_flag,
     shell:
         "avvp evaluate --predictions {input.predictions} --annotations {params.folder}"
         " --split {wildcards.split} --gate {params.gate} --version {params.version}"
         " --out {params.out_dir} --timeline-videos {params.timeline_videos}"
-        " --meta variant={wildcards.variant} --meta seed={wildcards.seed} > {log} 2>&1"
+        " --meta variant={wildcards.variant} --meta seed={wildcards.seed} {params.allow_missing}"
+        " > {log} 2>&1"

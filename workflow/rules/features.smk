@@ -15,16 +15,16 @@ if feature_config("official"):
             manifest=out("manifest.parquet"),
         output:
             stores=expand(out("features/{role}.h5"), role=FEATURE_ROLES),
-            failures=expand(
-                out("features/failures/{role}_import.parquet"), role=FEATURE_ROLES
-            ),
+            failures=out("features/failures/import.parquet"),
         log:
             out("logs/features/import.log"),
+        benchmark:
+            out("benchmarks/import_features.tsv")
         conda:
             "../../envs/avvp.yaml"
         params:
             folder=feature_config("official"),
-            out_dir=out("features"),
+            out_dir=lambda wildcards, output: os.path.dirname(output.stores[0]),
         shell:
             "avvp import-features --manifest {input.manifest} --folder {params.folder}"
             " --out-dir {params.out_dir} --no-progress > {log} 2>&1"
@@ -41,6 +41,8 @@ else:
             failures=out("features/failures/{role}_{shard}.parquet"),
         log:
             out("logs/features/extract_{role}_{shard}.log"),
+        benchmark:
+            out("benchmarks/extract/{role}_{shard}.tsv")
         wildcard_constraints:
             role="audio|frame|clip",
             shard=r"\d+",
@@ -64,12 +66,33 @@ else:
             store=out("features/{role}.h5"),
         log:
             out("logs/features/merge_{role}.log"),
+        benchmark:
+            out("benchmarks/merge_features/{role}.tsv")
         wildcard_constraints:
             role="audio|frame|clip",
         conda:
             "../../envs/avvp.yaml"
         shell:
             "avvp merge-features --out {output.store} {input} > {log} 2>&1"
+
+
+rule pool_frames:
+    """Average the frame store to one row per segment, once, for train, refine and predict."""
+    input:
+        frame=out("features/frame.h5"),
+        audio=out("features/audio.h5"),
+    output:
+        pooled=out("features/frame_pooled.h5"),
+    log:
+        out("logs/features/pool_frames.log"),
+    benchmark:
+        out("benchmarks/pool_frames.tsv")
+    conda:
+        "../../envs/avvp.yaml"
+    params:
+        features=lambda wildcards, input: os.path.dirname(input.frame),
+    shell:
+        "avvp pool-frames --features-dir {params.features} --no-progress > {log} 2>&1"
 
 
 FINAL_TARGETS += expand(out("features/{role}.h5"), role=FEATURE_ROLES)

@@ -13,7 +13,7 @@ rule refine:
     input:
         model=refine_base_model,
         audio=out("features/audio.h5"),
-        frame=out("features/frame.h5"),
+        frame=out("features/frame_pooled.h5"),
         clip=out("features/clip.h5"),
         manifest=out("manifest.parquet"),
         truth_audio=out("dense_train_audio.parquet"),
@@ -23,6 +23,8 @@ rule refine:
         labels=out("refine/{name}/seed{seed}/labels.parquet"),
     log:
         out("logs/refine/{name}/seed{seed}.log"),
+    benchmark:
+        out("benchmarks/refine/{name}/seed{seed}.tsv")
     wildcard_constraints:
         name=r"[A-Za-z0-9_.]+",
         seed=r"\d+",

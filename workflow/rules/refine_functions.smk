@@ -3,11 +3,20 @@
 import os
 
 from avvp import experiments as avvp_experiments
+from avvp.annotations import TRAIN_TRUTH_FILES
 
 
 def refine_has_train_truth():
-    """True when the data set knows its true per-modality training labels (the synthetic demo)."""
-    return is_synth()
+    """True when the data set knows its true per-modality training labels: the synthetic demo,
+    or an annotation folder (data.annotations) that holds AVVP_train_audio.csv and
+    AVVP_train_visual.csv (e.g. a stand-in release, `avvp rehearsal release`)."""
+    if is_synth():
+        return True
+    folder = config["data"].get("annotations")
+    return bool(folder) and all(
+        os.path.isfile(os.path.join(folder, name))
+        for name in TRAIN_TRUTH_FILES.values()
+    )
 
 
 def refine_base_model(wildcards):

@@ -27,6 +27,8 @@ rule table:
         ),
     log:
         out("logs/tables/{table}.log"),
+    benchmark:
+        out("benchmarks/table/{table}.tsv")
     wildcard_constraints:
         table=r"table[1-4]|denoising",
     conda:

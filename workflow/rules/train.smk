@@ -26,6 +26,8 @@ rule train:
         ),
     log:
         out("logs/train/{variant}/seed{seed}.log"),
+    benchmark:
+        out("benchmarks/train/{variant}/seed{seed}.tsv")
     wildcard_constraints:
         variant=static_variant_regex(),
         seed=r"\d+",
@@ -36,11 +38,12 @@ rule train:
         flags=train_flags,
         features=features_folder,
         annotations=annotation_dir(),
+        allow_missing=allow_missing_flag,
     shell:
         "avvp train --features-dir {params.features} --manifest {input.manifest}"
         " --annotations {params.annotations} --out {output.model}"
-        " --seed {wildcards.seed} {params.flags} --settings '{params.settings}'"
-        " --no-progress > {log} 2>&1"
+        " --seed {wildcards.seed} {params.flags} {params.allow_missing}"
+        " --settings '{params.settings}' --no-progress > {log} 2>&1"
 
 
 use rule train as train_denoised with:
@@ -65,13 +68,15 @@ rule predict:
     input:
         model=out("models/{variant}/seed{seed}/model.pt"),
         audio=out("features/audio.h5"),
-        frame=out("features/frame.h5"),
+        frame=out("features/frame_pooled.h5"),
         clip=out("features/clip.h5"),
         manifest=out("manifest.parquet"),
     output:
         predictions=out("predictions/{variant}/seed{seed}/{split}.npz"),
     log:
         out("logs/predict/{variant}/seed{seed}/{split}.log"),
+    benchmark:
+        out("benchmarks/predict/{variant}/seed{seed}/{split}.tsv")
     wildcard_constraints:
         variant=r"[A-Za-z0-9_.]+",
         seed=r"\d+",
@@ -81,7 +86,8 @@ rule predict:
     params:
         settings=predict_settings_json,
         features=features_folder,
+        allow_missing=allow_missing_flag,
     shell:
         "avvp predict --model {input.model} --features-dir {params.features}"
         " --manifest {input.manifest} --split {wildcards.split} --out {output.predictions}"
-        " --settings '{params.settings}' --no-progress > {log} 2>&1"
+        " {params.allow_missing} --settings '{params.settings}' --no-progress > {log} 2>&1"

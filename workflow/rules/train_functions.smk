@@ -49,6 +49,7 @@ def train_inputs(wildcards):
     """Merged feature stores, the manifest and (for refined variants) the labels file or (for
     dynamic variants) the noise ratios."""
     inputs = {role: out(f"features/{role}.h5") for role in TRAIN_FEATURE_ROLES}
+    inputs["frame"] = out("features/frame_pooled.h5")
     inputs["manifest"] = out("manifest.parquet")
     labels = train_labels(wildcards)
     if labels is not None:
