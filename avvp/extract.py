@@ -1,52 +1,78 @@
-"""Extract one role's features for one shard of the manifest, resumably.
+"""Extract features of one shard of the manifest: one decode per clip for all roles, resumably.
 
-The shard's clips are decoded in background threads or processes (``loader``, ``workers``,
-``prefetch`` clips ahead; :mod:`avvp.prefetch`) while the model runs. Model input units (VGGish
-examples, frames, 8-frame clips) are batched across videos (``batch_size`` units per forward pass)
-in inference mode, on CUDA when present (``device: auto``). Finished videos are appended to
-``<shard>.partial.h5`` every ``checkpoint_every`` videos (and when the run stops on an error), so an
-interrupted shard resumes where it stopped. The shard store and the failure table (``video_id``,
-``stage``, ``reason``) are written atomically at the end; a clip that cannot be decoded becomes a
-failure row and the shard goes on with the others. A clip already cut to its window (the demo's,
-the official download's) is decoded over ``[0, end - start)``; a full source video listed in its
-folder's ``downloads.parquet`` (``avvp download``) over ``[start, end)``.
+One extraction job (:func:`extract_job`) serves any of the three roles (``audio``, ``frame``,
+``clip``) at once: each clip is decoded once (:class:`avvp.extractors.joint.ClipDecoder`: one demux
+pass gives the 16-kHz audio and the 8T frames the frame and clip roles share) in background
+threads or worker processes (``loader``, ``workers``, ``prefetch`` clips ahead;
+:mod:`avvp.prefetch`) while the models, all resident, compute. Model input units (VGGish examples,
+frames, 8-frame clips) are batched across videos per role (``batch_size``, never joining inputs of
+different shapes, :mod:`avvp.batching`) and run as :mod:`avvp.extractors.engine` says (``engine``,
+``precision``).
+
+Each role writes its own shard store and failure table, as if it had run alone. A clip that fails
+in one role (no audio stream, too short, a failed forward pass) is a row of that role's failure
+table (``video_id``, ``stage``, ``reason``, ``severity``) and still gives the roles that worked;
+an audio stream that leaves part of the window uncovered (up to ``audio_tolerance`` seconds) is
+padded with silence, recorded in the audio store (``padded_s``) and listed as a ``warning`` row.
+Finished videos are appended to ``<shard>.partial.h5`` (per role) every ``checkpoint_every``
+videos and when the run stops on an error, so a killed job resumes where it stopped; the stores
+and tables are written atomically at the end.
+
+A role whose shard store and failure table already exist, made with the same settings and weights
+from the same clips (store attributes ``settings``, ``weights`` and ``inputs``), is kept as it is:
+rerunning the job after one role's settings changed recomputes that role alone.
+
+A clip already cut to its window (the demo's, the official download's) is decoded over
+``[0, end - start)``; a full source video listed in its folder's ``downloads.parquet``
+(``avvp download``) over ``[start, end)``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from . import parquet
 from .atomic import write_parquet
+from .batching import Batcher
 from .device import resolve_device
 from .download import clip_window
 from .errors import ConfigError, InputError
 from .extractors import create_extractor
-from .feature_store import FAILURE_COLUMNS, ROLES, PartialFile, store_writer
+from .extractors.base import AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
+from .extractors.engine import ENGINES
+from .extractors.joint import ClipDecoder, RoleUnits
+from .feature_store import FAILURE_COLUMNS, ROLES, PartialFile, read_attrs, read_ids, store_writer
 from .prefetch import MODES, prefetch
 from .settings import merge_settings, parse_settings, require_range
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("video_id", "start", "end", "path")
+#: Columns of an extraction failure table: the common ones plus ``severity`` (error | warning).
+TABLE_COLUMNS = (*FAILURE_COLUMNS, "severity")
 
 #: The ``features`` config section; role sections are checked by their extractor.
 DEFAULTS = {
     "shards": 4,
     "device": "auto",
-    "batch_size": 64,
+    # model inputs per forward pass: one number for every role, or one per role (the fastest per
+    # unit on 2 CPU cores; smaller batches also compile faster, see README, Benchmarks)
+    "batch_size": {"audio": 20, "frame": 20, "clip": 5},
     "missing_audio": "error",
+    "audio_tolerance": AUDIO_TOLERANCE_S,
+    "engine": "jit",
     "threads": 2,
     "workers": 1,
     "loader": "thread",
@@ -62,15 +88,42 @@ DEFAULTS = {
 def feature_settings(given: str | Mapping | None) -> dict:
     """The ``features`` settings (``--settings`` value) merged over :data:`DEFAULTS`, checked."""
     settings = merge_settings(DEFAULTS, parse_settings(given), "features")
-    for key in ("shards", "batch_size", "threads", "workers", "prefetch", "checkpoint_every"):
+    for key in ("shards", "threads", "workers", "prefetch", "checkpoint_every"):
         require_range(f"features.{key}", settings[key], 1)
+    for role in ROLES:
+        require_range(f"features.batch_size ({role})", role_batch(settings, role), 1)
+    require_range("features.audio_tolerance", settings["audio_tolerance"], 0)
     if settings["loader"] not in MODES:
         raise ConfigError(f"features.loader must be one of {', '.join(MODES)}, "
                           f"got {settings['loader']!r}")
     if settings["missing_audio"] not in ("error", "silence"):
         raise ConfigError(f"features.missing_audio must be error or silence, "
                           f"got {settings['missing_audio']!r}")
+    if settings["engine"] not in ENGINES:
+        raise ConfigError(f"features.engine must be one of {', '.join(ENGINES)}, got {settings['engine']!r}")
     return settings
+
+
+def role_batch(settings: Mapping, role: str) -> int:
+    """The batch size of ``role``: ``batch_size`` itself, or its entry for the role."""
+    value = settings["batch_size"]
+    if isinstance(value, Mapping):
+        if role not in value:
+            raise ConfigError(f"features.batch_size has no entry for {role}")
+        value = value[role]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"features.batch_size ({role}) must be an integer, got {value!r}")
+    return value
+
+
+def build_extractors(settings: Mapping, roles: Sequence[str]) -> dict:
+    """The extractors of ``roles`` as the ``features`` settings describe them (models built)."""
+    device = resolve_device(settings["device"])
+    return {role: create_extractor(settings[role], role, device=device,
+                                   missing_audio=settings["missing_audio"],
+                                   audio_tolerance=settings["audio_tolerance"], engine=settings["engine"],
+                                   batch_size=role_batch(settings, role))
+            for role in roles}
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
@@ -101,9 +154,23 @@ def partial_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}.partial{out.suffix or '.h5'}")
 
 
+def inputs_identity(rows: pd.DataFrame) -> str:
+    """What a shard is made from: sha256 of its rows (id, window, clip path, size, mtime)."""
+    digest = hashlib.sha256()
+    for row in rows.itertuples(index=False):
+        path = "" if row.path is None or pd.isna(row.path) else str(row.path)
+        try:
+            stat = os.stat(path) if path else None
+        except OSError:
+            stat = None
+        stamp = (stat.st_size, stat.st_mtime_ns) if stat else None
+        digest.update(json.dumps([row.video_id, float(row.start), float(row.end), path, stamp]).encode())
+    return digest.hexdigest()
+
+
 @dataclass
 class ShardReport:
-    """What one shard run did."""
+    """What one role of a shard run did."""
 
     out: Path
     failures: pd.DataFrame
@@ -113,185 +180,310 @@ class ShardReport:
     forward_s: float = 0.0
     shape: tuple[int, ...] = ()
     ids: list[str] = field(default_factory=list)
+    kept: bool = False
 
     @property
     def outside_share(self) -> float:
         """Share of wall time spent outside the model's forward passes."""
         return 1.0 - self.forward_s / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def errors(self) -> int:
+        """Failure rows that are errors (not warnings)."""
+        return int((self.failures["severity"] == "error").sum()) if len(self.failures) else 0
 
-class Batcher:
-    """Batches model units across videos; returns each video's (n_units, D) rows once complete."""
 
-    def __init__(self, forward: Callable[[torch.Tensor], np.ndarray], batch_size: int):
-        self._forward = forward
-        self._batch = batch_size
-        self._queue: deque[list] = deque()  # [video_id, units, next unit to send]
-        self._out: dict[str, list[np.ndarray]] = {}
-        self._buffered = 0
-        self.forward_s = 0.0
+@dataclass
+class JobReport:
+    """What one extraction job did: per role, the time the models waited for decoded clips and
+    the time spent compiling them (tracing, profiling, fusing: part of the first passes)."""
 
-    def add(self, video_id: str, units: torch.Tensor) -> list[tuple[str, np.ndarray]]:
-        self._queue.append([video_id, units, 0])
-        self._out[video_id] = []
-        self._buffered += len(units)
-        return self._run(self._batch)
+    roles: dict[str, ShardReport]
+    wall_s: float = 0.0
+    wait_s: float = 0.0
+    setup_s: float = 0.0
+    clips: int = 0
 
-    def flush(self) -> list[tuple[str, np.ndarray]]:
-        return self._run(1)
+    @property
+    def forward_s(self) -> float:
+        """Seconds in the models' forward passes (including :attr:`setup_s`)."""
+        return sum(r.forward_s for r in self.roles.values())
 
-    def _run(self, minimum: int) -> list[tuple[str, np.ndarray]]:
-        done: list[tuple[str, np.ndarray]] = []
-        while self._buffered >= minimum and self._buffered > 0:
-            parts, owners, room = [], [], self._batch
-            for entry in self._queue:
-                if room == 0:
-                    break
-                vid, units, pos = entry
-                take = min(room, len(units) - pos)
-                parts.append(units[pos:pos + take])
-                owners.append((vid, take))
-                entry[2] += take
-                room -= take
-            start = time.perf_counter()
-            rows = self._forward(torch.cat(parts) if len(parts) > 1 else parts[0])
-            self.forward_s += time.perf_counter() - start
-            offset = 0
-            for vid, take in owners:
-                self._out[vid].append(rows[offset:offset + take])
-                offset += take
-            self._buffered -= offset
-            while self._queue and self._queue[0][2] == len(self._queue[0][1]):
-                vid = self._queue.popleft()[0]
-                done.append((vid, np.concatenate(self._out.pop(vid))))
-        return done
+    @property
+    def wait_share(self) -> float:
+        """Share of the job's wall time spent waiting for decoded input."""
+        return self.wait_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class _Role:
+    """One role's state during a job: its extractor, partial file, batcher and failures."""
+
+    def __init__(self, role: str, extractor, out: Path, failures_out: Path | None, rows: pd.DataFrame,
+                 shard: str, inputs: str, batch_size: int, checkpoint_every: int):
+        self.role, self.extractor, self.out, self.failures_out = role, extractor, out, failures_out
+        self.attrs = {**extractor.describe(), "inputs": inputs}
+        self.kept = _reusable(out, failures_out, self.attrs)
+        self.partial = PartialFile(partial_path(out), {**extractor.describe(), "shard": shard})
+        self.done = set() if self.kept else set(self.partial.done()) & set(rows["video_id"])
+        self.batcher = Batcher(extractor.forward, batch_size)
+        self.failures: list[tuple[str, str, str, str]] = []
+        self.finished: list[tuple] = []
+        self.padded: dict[str, float] = {}
+        self.checkpoint_every = checkpoint_every
+
+    def fail(self, video_id: str, stage: str, reason: str, severity: str = "error") -> None:
+        if severity == "error":
+            log.warning("%s: %s: %s", self.role, video_id, reason)
+        self.failures.append((video_id, stage, reason, severity))
+
+    def save(self) -> None:
+        self.partial.append(self.finished)
+        self.finished.clear()
+
+
+def _reusable(out: Path, failures_out: Path | None, attrs: Mapping) -> bool:
+    """Whether an existing shard store (and its failure table) is what this job would write."""
+    if failures_out is None or not out.exists() or not failures_out.exists():
+        return False
+    try:
+        stored = read_attrs(out)
+        parquet.read_table(failures_out, TABLE_COLUMNS, "failure table")
+    except InputError:
+        return False
+    return all(stored.get(k) == v for k, v in attrs.items() if k != "avvp_version")
+
+
+def extract_job(manifest: pd.DataFrame, roles: Sequence[str], settings: Mapping, shard: int, shards: int,
+                outs: Mapping[str, str | Path], failures: Mapping[str, str | Path] | None = None, *,
+                on_video: Callable[[int, str], None] | None = None, progress: bool = True,
+                extractors: Mapping | None = None) -> JobReport:
+    """Extract the features of ``roles`` for one manifest shard, decoding each clip once.
+
+    Args:
+        manifest: the manifest table (see :func:`read_manifest`).
+        roles: some of ``audio``, ``frame``, ``clip``.
+        settings: the ``features`` settings (see :func:`feature_settings`).
+        shard, shards: which contiguous block of the manifest.
+        outs: role → shard store (.h5); ``<out stem>.partial.h5`` beside it holds partial results.
+        failures: role → Parquet failure table (:data:`TABLE_COLUMNS`); None: not written (and
+            no existing store is kept).
+        on_video: called as ``on_video(n_done, video_id)`` after each clip is through every role
+            (a hook for tests; an exception there stops the run after saving).
+        progress: show a progress bar.
+        extractors: role → an already built extractor (else built from ``settings``).
+
+    Returns:
+        A :class:`JobReport`.
+    """
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ConfigError(f"roles must be some of {', '.join(ROLES)}, got {roles!r}")
+    settings = feature_settings(settings)
+    given = dict(extractors or {})
+    missing = [r for r in roles if r not in given]
+    built = {**given, **(build_extractors(settings, missing) if missing else {})}
+    wall0 = time.perf_counter()  # throughput: model construction not included
+    check_unique(manifest)
+    rows = shard_rows(manifest, shard, shards)
+    inputs = inputs_identity(rows)
+    state = {r: _Role(r, built[r], Path(outs[r]), None if failures is None else Path(failures[r]), rows,
+                      f"{shard}/{shards}", inputs, role_batch(settings, r), settings["checkpoint_every"])
+             for r in roles}
+    active = [r for r in roles if not state[r].kept]
+    for r in roles:
+        if state[r].kept:
+            log.info("%s shard %d: kept %s (same clips, settings and weights)", r, shard, state[r].out)
+            os.utime(state[r].out)  # newer than its inputs, so Snakemake sees it as current
+            os.utime(state[r].failures_out)
+        elif state[r].done:
+            log.info("%s shard %d: resuming, %d of %d videos already done", r, shard,
+                     len(state[r].done), len(rows))
+    todo = _plan(rows, active, state)
+    report = JobReport(roles={}, clips=len(rows))
+    if active:
+        report.wait_s = _run(todo, active, state, built, settings, shard, shards, len(rows), on_video, progress)
+    for r in roles:
+        report.roles[r] = _finish(state[r], rows, shard, shards)
+    report.wall_s = time.perf_counter() - wall0
+    report.setup_s = sum(built[r].engine.setup_s for r in active)
+    for r in roles:
+        report.roles[r].wall_s = report.wall_s
+    return report
+
+
+def _plan(rows: pd.DataFrame, active: list[str], state: dict[str, _Role]) -> list[tuple]:
+    """The clips to decode as (video_id, path, start, duration, roles needing it); clips without
+    a path become failures of the roles needing them."""
+    todo = []
+    for row in rows.itertuples(index=False):
+        need = [r for r in active if row.video_id not in state[r].done]
+        if not need:
+            continue
+        if row.path is None or pd.isna(row.path) or str(row.path) == "":
+            for r in need:
+                state[r].fail(row.video_id, "clip", "no clip")
+            continue
+        start, end = clip_window(row.path, row.start, row.end)
+        todo.append((row.video_id, str(row.path), start, end - start, tuple(need)))
+    return todo
+
+
+def _run(todo: list[tuple], active: list[str], state: dict[str, _Role], extractors: Mapping,
+         settings: Mapping, shard: int, shards: int, total: int,
+         on_video: Callable[[int, str], None] | None, progress: bool) -> float:
+    """Decode, batch and embed every clip of ``todo``; returns the seconds spent waiting for
+    decoded clips."""
+    decoder = ClipDecoder({r: extractors[r] for r in active})
+
+    def load(item: tuple) -> dict[str, RoleUnits]:
+        _, path, start, duration, need = item
+        return decoder(path, start, duration, need)
+
+    pending = {vid: len(need) for vid, *_, need in todo}
+    stored = {vid: 0 for vid in pending}
+    count = sum(all(vid in state[r].done for r in active) for vid in state[active[0]].done)
+    bar = tqdm(total=total, initial=total - len(todo), unit="clip",
+               desc=f"{'+'.join(active)} shard {shard} of {shards}", disable=not progress,
+               mininterval=0.1 if sys.stderr.isatty() else 15.0)
+
+    def settle(role: _Role, vid: str, rows: np.ndarray | None, reason: str | None, stage: str) -> None:
+        """One role is done with one video: keep its rows (or its failure); once every role is,
+        count the clip."""
+        nonlocal count
+        if rows is None:
+            role.fail(vid, stage, reason)
+        else:
+            flags = {"padded_s": role.padded.pop(vid, 0.0)} if role.extractor.stream == "audio" else {}
+            role.finished.append((vid, rows, flags))
+            stored[vid] += 1
+            if len(role.finished) >= role.checkpoint_every:
+                role.save()
+        pending[vid] -= 1
+        if pending[vid] == 0:
+            bar.update(1)
+            if stored[vid]:
+                count += 1
+                if on_video is not None:
+                    on_video(count, vid)
+
+    def record(role: _Role, finished) -> None:
+        for vid, rows, reason in finished:
+            settle(role, vid, rows, reason, "forward")
+
+    cuda = any(extractors[r].device.type == "cuda" for r in active)
+    loaded = prefetch(load, todo, settings["workers"], settings["prefetch"], settings["loader"], pin_memory=cuda)
+    wait = 0.0
+    try:
+        while True:
+            t0 = time.perf_counter()
+            got = next(loaded, None)
+            wait += time.perf_counter() - t0
+            if got is None:
+                break
+            (vid, *_, need), results, reason = got
+            for r in need:
+                role = state[r]
+                units = results[r] if results is not None else RoleUnits(None, reason)
+                if units.units is None:
+                    settle(role, vid, None, units.reason, "decode")
+                    continue
+                if units.padded_s > 0:
+                    role.padded[vid] = units.padded_s
+                record(role, role.batcher.add(vid, units.units))
+        for r in active:
+            record(state[r], state[r].batcher.flush())
+    finally:
+        loaded.close()  # stops the decoding threads or processes
+        for r in active:
+            state[r].save()
+        bar.close()
+    return wait
+
+
+def _finish(role: _Role, rows: pd.DataFrame, shard: int, shards: int) -> ShardReport:
+    """Write the role's shard store and failure table (unless kept) and report."""
+    if role.kept:
+        table = parquet.read_table(role.failures_out, TABLE_COLUMNS, "failure table")
+        ids = read_ids(role.out)
+        return ShardReport(out=role.out, failures=table, videos=len(ids), resumed=len(ids),
+                           shape=(len(ids),), ids=ids, kept=True)
+    failed = {vid for vid, *_ in role.failures}
+    ids = [v for v in rows["video_id"] if v not in failed]
+    ids, shape = _write_final(role, ids)
+    _warn_padding(role, ids)
+    order = {v: i for i, v in enumerate(rows["video_id"])}
+    role.failures.sort(key=lambda f: (order[f[0]], f[3] != "error"))
+    table = pd.DataFrame(role.failures, columns=list(TABLE_COLUMNS)).astype(str)
+    if role.failures_out is not None:
+        write_parquet(role.failures_out, table)
+    role.partial.remove()
+    report = ShardReport(out=role.out, failures=table, videos=len(ids), resumed=len(role.done),
+                         forward_s=role.batcher.forward_s, shape=shape, ids=ids)
+    log.info("%s shard %d of %d: %d videos, %d failures -> %s", role.role, shard, shards, len(ids),
+             report.errors, role.out)
+    return report
+
+
+def _write_final(role: _Role, ids: list[str]) -> tuple[list[str], tuple]:
+    """Stream the shard's videos (in manifest order) from the partial file into the store.
+
+    Videos whose features have another shape than most (a window of another length) cannot share
+    the store: they become failures. Returns the ids stored and the store's shape.
+    """
+    audio = role.extractor.stream == "audio"
+    flags = ("padded_s",) if audio else ()
+    dim = role.extractor.dim
+    if not ids:
+        with store_writer(role.out, 0, 0, dim, role.attrs, flags=flags):
+            pass
+        return [], (0, 0, dim)
+    with role.partial.reader() as videos:
+        shapes = {vid: videos[vid].shape for vid in ids}
+        counts: dict[tuple, int] = {}
+        for s in shapes.values():
+            counts[s] = counts.get(s, 0) + 1
+        common = max(counts, key=lambda s: (counts[s], -list(shapes.values()).index(s)))
+        for vid in ids:
+            if shapes[vid] != common:
+                role.fail(vid, "store", f"features of shape {shapes[vid]}, the other videos of the shard "
+                          f"{common} (its window has another length)")
+        ids = [v for v in ids if shapes[v] == common]
+        t, d = common
+        with store_writer(role.out, len(ids), t, d, role.attrs, flags=flags) as writer:
+            for i, vid in enumerate(ids):
+                data = videos[vid]
+                values = {"padded_s": float(data.attrs.get("padded_s", 0.0))} if audio else {}
+                writer.write(i, vid, data[...], **values)
+                if audio:
+                    role.padded[vid] = values["padded_s"]
+    return ids, (len(ids), t, d)
+
+
+def _warn_padding(role: _Role, ids: list[str]) -> None:
+    """A warning row for each stored video whose audio was padded with silence noticeably."""
+    if role.extractor.stream != "audio":
+        return
+    for vid in ids:
+        padded = role.padded.get(vid, 0.0)
+        if padded > AUDIO_PAD_NOTE_S:
+            role.fail(vid, "decode", f"the audio stream leaves {padded:.2f} s of the window uncovered; "
+                      "padded with silence (features.audio_tolerance "
+                      f"{role.extractor.audio_tolerance:g} s)", severity="warning")
 
 
 def extract_shard(manifest: pd.DataFrame, role: str, settings: Mapping, shard: int, shards: int,
                   out: str | Path, failures_out: str | Path | None = None, *,
                   on_video: Callable[[int, str], None] | None = None, progress: bool = True,
                   extractor=None) -> ShardReport:
-    """Extract ``role`` features of one manifest shard into ``out`` (and its failure table).
-
-    Args:
-        manifest: the manifest table (see :func:`read_manifest`).
-        role: ``audio``, ``frame`` or ``clip``.
-        settings: the ``features`` settings (see :func:`feature_settings`).
-        shard, shards: which contiguous block of the manifest.
-        out: the shard store (.h5); ``<out stem>.partial.h5`` beside it holds partial results.
-        failures_out: Parquet failure table (video_id, stage, reason); None: not written.
-        on_video: called as ``on_video(n_done, video_id)`` after each finished video (a hook for
-            tests and progress reporting; an exception there stops the run after saving).
-        progress: show a progress bar.
-        extractor: an already built extractor (else one is built from ``settings``).
+    """Extract one role's features of one manifest shard (:func:`extract_job` with one role).
 
     Returns:
-        A :class:`ShardReport` (videos stored, failures, timings).
+        The role's :class:`ShardReport` (videos stored, failures, timings).
     """
     if role not in ROLES:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    settings = feature_settings(settings)
-    out = Path(out)
-    if extractor is None:
-        extractor = create_extractor(settings[role], role, device=resolve_device(settings["device"]),
-                                     missing_audio=settings["missing_audio"])
-    wall0 = time.perf_counter()  # throughput: model construction not included
-    check_unique(manifest)
-    rows = shard_rows(manifest, shard, shards)
-    attrs = extractor.describe()
-    partial = PartialFile(partial_path(out), {**attrs, "shard": f"{shard}/{shards}"})
-    done = set(partial.done()) & set(rows["video_id"])
-    failures: list[tuple[str, str, str]] = []
-    todo = []
-    for row in rows.itertuples(index=False):
-        if row.video_id in done:
-            continue
-        if row.path is None or pd.isna(row.path) or str(row.path) == "":
-            failures.append((row.video_id, "clip", "no clip"))
-        else:
-            start, end = clip_window(row.path, row.start, row.end)
-            todo.append((row.video_id, str(row.path), start, end - start))
-    if done:
-        log.info("%s shard %d: resuming, %d of %d videos already done", role, shard, len(done), len(rows))
-
-    def load(item: tuple[str, str, float, float]) -> torch.Tensor:
-        _, path, start, duration = item
-        need = extractor.units(duration)
-        if need <= 0:
-            raise InputError(path, f"window of {duration:g} s holds no whole second")
-        units = extractor.load(path, duration, start)
-        if len(units) != need:
-            raise InputError(path, f"decoded {len(units)} model inputs, expected {need}")
-        return units
-
-    batcher = Batcher(extractor.forward, settings["batch_size"])
-    finished: list[tuple[str, np.ndarray]] = []
-    count = len(done)
-    bar = tqdm(total=len(rows), initial=len(done) + len(failures), unit="clip",
-               desc=f"{role} shard {shard} of {shards}", disable=not progress,
-               mininterval=0.1 if sys.stderr.isatty() else 15.0)
-
-    def record(items: list[tuple[str, np.ndarray]]) -> None:
-        nonlocal count
-        for vid, feat in items:
-            finished.append((vid, feat))
-            count += 1
-            bar.update(1)
-            if len(finished) >= settings["checkpoint_every"]:
-                partial.append(finished)
-                finished.clear()
-            if on_video is not None:
-                on_video(count, vid)
-
-    loaded = prefetch(load, todo, settings["workers"], settings["prefetch"], settings["loader"],
-                      pin_memory=extractor.device.type == "cuda")
-    try:
-        for (video_id, *_), units, reason in loaded:
-            if units is None:
-                log.warning("%s: %s: %s", role, video_id, reason)
-                failures.append((video_id, "decode", reason))
-                bar.update(1)
-                continue
-            record(batcher.add(video_id, units))
-        record(batcher.flush())
-    finally:
-        loaded.close()  # stops the decoding threads or processes
-        partial.append(finished)
-        finished.clear()
-        bar.close()
-
-    order = {v: i for i, v in enumerate(rows["video_id"])}
-    failures.sort(key=lambda f: order[f[0]])
-    failure_table = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)).astype(str)
-    if failures_out is not None:
-        write_parquet(failures_out, failure_table)
-    failed = set(failure_table["video_id"])
-    ids = [v for v in rows["video_id"] if v not in failed]
-    shape = _write_final(out, ids, partial, attrs, extractor.dim)
-    partial.remove()
-    report = ShardReport(out=out, failures=failure_table, videos=len(ids), resumed=len(done),
-                         wall_s=time.perf_counter() - wall0, forward_s=batcher.forward_s,
-                         shape=shape, ids=ids)
-    log.info("%s shard %d of %d: %d videos, %d failures -> %s", role, shard, shards, len(ids),
-             len(failure_table), out)
-    return report
-
-
-def _write_final(out: Path, ids: list[str], partial: PartialFile, attrs: Mapping, dim: int) -> tuple:
-    """Stream the shard's videos (in manifest order) from the partial file into ``out``."""
-    if not ids:
-        with store_writer(out, 0, 0, dim, attrs):
-            pass
-        return (0, 0, dim)
-    with partial.reader() as videos:
-        shapes = {vid: videos[vid].shape for vid in ids}
-        distinct = sorted(set(shapes.values()))
-        if len(distinct) > 1:
-            example = {s: next(v for v in ids if shapes[v] == s) for s in distinct}
-            raise InputError(out, "videos have different feature shapes (clip windows of "
-                             f"different lengths?): {example}")
-        t, d = distinct[0]
-        with store_writer(out, len(ids), t, d, attrs) as writer:
-            for i, vid in enumerate(ids):
-                writer.write(i, vid, videos[vid][...])
-    return (len(ids), t, d)
+    report = extract_job(manifest, [role], settings, shard, shards, {role: out},
+                         None if failures_out is None else {role: failures_out}, on_video=on_video,
+                         progress=progress, extractors=None if extractor is None else {role: extractor})
+    return report.roles[role]

@@ -3,7 +3,11 @@
 Layout (docs/architecture.md): dataset ``video_ids`` (UTF-8 strings, the full LLP file names) and
 dataset ``features`` float32 of shape (N, T, D), one chunk per video; file attributes ``role``,
 ``extractor``, ``settings`` (JSON), ``weights`` (identity: sha256 of the file or ``random:<seed>``)
-and ``avvp_version``. A store with no videos has shape (0, 0, D) (or (0, 0, 0)).
+and ``avvp_version``. A store with no videos has shape (0, 0, D) (or (0, 0, 0)). Extracted audio
+stores also hold ``padded_s`` (N,) float32: the seconds of each video's window that its audio
+stream did not cover and that were filled with silence (0 for most videos; see
+``features.audio_tolerance``). A shard store records ``inputs`` (what it was made from, see
+:mod:`avvp.extract`); merged stores drop it.
 
 Every file is written atomically (a temporary file beside the target, renamed on success), and
 large stores are written and merged one video at a time, so memory stays small.
@@ -29,6 +33,10 @@ FAILURE_COLUMNS = ("video_id", "stage", "reason")
 REQUIRED_ATTRS = ("role", "extractor", "settings", "weights")
 #: Attributes that must agree between the shards of one store.
 IDENTITY_ATTRS = ("role", "extractor", "settings", "weights")
+#: Attributes of one shard only (not carried into a merged store).
+SHARD_ATTRS = ("shard", "inputs")
+#: Optional per-video float datasets a store may hold beside ``features``.
+FLAG_DATASETS = ("padded_s",)
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -50,7 +58,8 @@ def _check_attrs(attrs: Mapping, where) -> dict[str, str]:
 class StoreWriter:
     """Writes one store video by video into an open HDF5 file (use :func:`store_writer`)."""
 
-    def __init__(self, h5: h5py.File, n: int, t: int, d: int, where, resizable: bool = False):
+    def __init__(self, h5: h5py.File, n: int, t: int, d: int, where, resizable: bool = False,
+                 flags: Sequence[str] = ()):
         self._where = where
         self.shape = (n, t, d)
         chunks = (1, t, d) if n and t and d else None
@@ -59,11 +68,13 @@ class StoreWriter:
                                       maxshape=(None,) if grow else (n,))
         self._features = h5.create_dataset("features", shape=(n, t, d), dtype=np.float32,
                                            chunks=chunks, **grow)
+        self._flags = {name: h5.create_dataset(name, shape=(n,), dtype=np.float32,
+                                               maxshape=(None,) if grow else (n,)) for name in flags}
         self._filled = np.zeros(n, dtype=bool)
         self._seen: set[str] = set()
 
-    def write(self, index: int, video_id: str, feature: np.ndarray) -> None:
-        """Store ``feature`` (T, D) of ``video_id`` at row ``index``."""
+    def write(self, index: int, video_id: str, feature: np.ndarray, **flags: float) -> None:
+        """Store ``feature`` (T, D) of ``video_id`` at row ``index`` (and its flag values)."""
         feature = np.asarray(feature)
         if feature.shape != self.shape[1:]:
             raise InputError(self._where, f"video {video_id}: feature shape {feature.shape}, "
@@ -73,6 +84,8 @@ class StoreWriter:
         self._seen.add(video_id)
         self._ids[index] = video_id
         self._features[index] = feature.astype(np.float32, copy=False)
+        for name, value in flags.items():
+            self._flags[name][index] = value
         self._filled[index] = True
 
     def truncate(self, n: int) -> None:
@@ -82,6 +95,8 @@ class StoreWriter:
         if n < self.shape[0]:
             self._ids.resize((n,))
             self._features.resize((n,) + self.shape[1:])
+            for flag in self._flags.values():
+                flag.resize((n,))
         self.shape = (n,) + self.shape[1:]
         self._filled = self._filled[:n]
 
@@ -92,16 +107,16 @@ class StoreWriter:
 
 @contextmanager
 def store_writer(path: str | Path, n: int, t: int, d: int, attrs: Mapping,
-                 resizable: bool = False) -> Iterator[StoreWriter]:
-    """Open a store for writing ``n`` videos of shape (t, d); it appears under ``path`` only
-    when the ``with`` block finishes without error and every row was written. With
-    ``resizable``, :meth:`StoreWriter.truncate` may drop rows at the end (``n`` is then the most
-    videos the store can hold)."""
+                 resizable: bool = False, flags: Sequence[str] = ()) -> Iterator[StoreWriter]:
+    """Open a store for writing ``n`` videos of shape (t, d) (and the per-video ``flags``
+    datasets, e.g. ``padded_s``); it appears under ``path`` only when the ``with`` block finishes
+    without error and every row was written. With ``resizable``, :meth:`StoreWriter.truncate` may
+    drop rows at the end (``n`` is then the most videos the store can hold)."""
     attrs = _check_attrs(attrs, path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.attrs.update(attrs)
-            writer = StoreWriter(h5, n, t, d, path, resizable)
+            writer = StoreWriter(h5, n, t, d, path, resizable, flags)
             yield writer
             writer.check_complete()
 
@@ -306,17 +321,26 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path) -> int:
     t, d = shape if shape is not None else (0, 0)
     if total == 0:
         t = 0
-    merged_attrs = {k: v for k, v in attrs0.items() if k != "avvp_version"}
-    with store_writer(out, total, t, d, merged_attrs) as writer:
+    merged_attrs = {k: v for k, v in attrs0.items() if k != "avvp_version" and k not in SHARD_ATTRS}
+    flags = [name for name in FLAG_DATASETS if any(name in read_flags(p) for p in paths)]
+    with store_writer(out, total, t, d, merged_attrs, flags=flags) as writer:
         row = 0
         for p in paths:
             with _open(p) as h5:
                 ids = h5["video_ids"].asstr()[...]
                 feats = h5["features"]
+                values = {name: h5[name][...] if name in h5 else np.zeros(len(ids), np.float32)
+                          for name in flags}
                 for i, vid in enumerate(ids):
-                    writer.write(row, vid, feats[i])
+                    writer.write(row, vid, feats[i], **{name: v[i] for name, v in values.items()})
                     row += 1
     return total
+
+
+def read_flags(path: str | Path) -> dict[str, np.ndarray]:
+    """The per-video flag datasets of a store (:data:`FLAG_DATASETS` it holds), in file order."""
+    with _open(path) as h5:
+        return {name: h5[name][...] for name in FLAG_DATASETS if name in h5}
 
 
 class PartialFile:
@@ -354,8 +378,9 @@ class PartialFile:
             return []
         return ids
 
-    def append(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
-        """Add finished videos ``(video_id, (T, D) array)`` and flush them to disk."""
+    def append(self, items: Sequence[tuple]) -> None:
+        """Add finished videos ``(video_id, (T, D) array[, {flag: value}])`` and flush them to
+        disk."""
         if not items:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -363,10 +388,12 @@ class PartialFile:
             if not h5.attrs:
                 h5.attrs.update(self.attrs)
             group = h5.require_group("videos")
-            for vid, feature in items:
+            for vid, feature, *flags in items:
                 if vid in group:
                     del group[vid]
                 dset = group.create_dataset(vid, data=np.asarray(feature, dtype=np.float32))
+                for name, value in (flags[0] if flags else {}).items():
+                    dset.attrs[name] = float(value)
                 h5.flush()
                 dset.attrs["complete"] = 1
             h5.flush()

@@ -6,17 +6,20 @@ How a video becomes events:
    duration d gives T = floor(d + 0.1) segments (23.4 s → 23; 9.95 s → 10, see
    :data:`SEGMENT_TOLERANCE_S`), and the **tail** shorter than a second (0.4 s here) is left out
    and reported (``tail_s``). HAN has no positional encoding, so any T ≥ 1 works; a video shorter
-   than 0.9 s is an error. The duration is the video stream's; when the audio stream ends earlier,
-   the decoder pads up to 0.5 s with silence (and the output notes it); more is an error naming
-   the file.
+   than 0.9 s is an error. The duration is the video stream's; when the audio stream covers less
+   of a window (it ends earlier, starts later or has gaps), up to ``audio_tolerance`` seconds per
+   window (default 2) are padded with silence and reported as a warning (``warnings`` in
+   ``events.json``, the summary); more is an error naming the file.
 2. **Features.** The same extractors as in training (settings and weight identity taken from the
    model file, see :func:`load_parser`) give audio (T, Da), frame (8T, Df) and clip (T, Dc)
    features. They are decoded and embedded in windows of ``window`` seconds (default 10, the
    LLP clip length), so memory does not grow with the video and every window's features are laid
    out as in training: VGGish's 0.96-s examples restart at each window, so audio row t is at most
    0.4 s from second t, as in the LLP features (one pass over a 10-minute video would put the
-   last row 24 s early). A file without an audio stream is parsed with silence in its place, and
-   the output says so; a file without a video stream is an error naming it.
+   last row 24 s early). Each window is decoded once for the three roles
+   (:class:`avvp.extractors.joint.ClipDecoder`). A file without an audio stream is parsed with
+   silence in its place, and the output says so; a file without a video stream is an error naming
+   it.
 3. **Binarisation**, as in the evaluation (:func:`avvp.metrics.binarize`): segment t of class c is
    audio-positive when P_audio[t, c] ≥ threshold and the video-level gate passes (gate ``ma``,
    the default: the class's audio probability ``a_prob`` ≥ threshold; gate ``han``: the global
@@ -46,6 +49,9 @@ import torch
 from .atomic import save_figure, write_csv, write_json
 from .classes import LLP_CLASSES
 from .errors import ConfigError, InputError
+from .decoding.media import DECODER_ERRORS
+from .extractors.base import AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
+from .extractors.engine import ENGINES
 from .metrics import GATES, binarize
 from .paths import child
 from .settings import merge_settings
@@ -59,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 64,  # extractor inputs per forward pass
     "window": 10,  # seconds decoded and embedded at a time (10: the LLP clip length)
     "timeline": True,  # draw timeline.png
+    "audio_tolerance": AUDIO_TOLERANCE_S,  # seconds of a window the audio may leave uncovered
+    "engine": "jit",  # how the extractor networks run (avvp.extractors.engine)
 }
 
 ROLES = ("audio", "frame", "clip")
@@ -68,9 +76,6 @@ SUMMARY_COLUMNS = ["video", "status", "segments", "events", "output", "message"]
 #: A video this close below a whole second counts that second (9.95 s → 10 segments; the
 #: decoders pad the missing frames and audio).
 SEGMENT_TOLERANCE_S = 0.1
-#: An audio stream that ends this much before the last parsed segment is reported (the decoder
-#: pads up to 0.5 s with silence and refuses more).
-SHORT_AUDIO_S = 0.05
 MODALITY_COLOURS = {"audio": "#1f77b4", "visual": "#ff7f0e", "audio-visual": "#2ca02c"}
 
 
@@ -84,6 +89,11 @@ def parse_settings_defaults(given: Mapping | None = None) -> dict:
     for key in ("batch_size", "window"):
         if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1:
             raise ConfigError(f"parse.{key} = {s[key]!r} must be an integer >= 1")
+    if isinstance(s["audio_tolerance"], bool) or not isinstance(s["audio_tolerance"], (int, float)) \
+            or s["audio_tolerance"] < 0:
+        raise ConfigError(f"parse.audio_tolerance = {s['audio_tolerance']!r} must be a number >= 0")
+    if s["engine"] not in ENGINES:
+        raise ConfigError(f"parse.engine must be one of {', '.join(ENGINES)}, got {s['engine']!r}")
     return s
 
 
@@ -147,7 +157,8 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
         log.warning("%s: %s", model_path, notes[-1])
     extractors = {}
     for role in ROLES:
-        ext = create_extractor(role_settings[role], role, device=device, missing_audio="silence")
+        ext = create_extractor(role_settings[role], role, device=device, missing_audio="silence",
+                               audio_tolerance=s["audio_tolerance"], engine=s["engine"])
         _check_identity(ext, trained.get(role), model_path, source)
         extractors[role] = ext
     _check_dims(model.config, extractors, model_path, source)
@@ -188,7 +199,7 @@ def _recorded_settings(attrs: Mapping) -> dict | None:
     from .extractors import extractor_class
 
     # Keep the extractor's own keys; the rest is what was recorded beside them (e.g. missing_audio).
-    known = set(extractor_class(settings["extractor"]).defaults) | {"extractor"}
+    known = set(extractor_class(settings["extractor"]).all_defaults()) | {"extractor"}
     return {k: v for k, v in settings.items() if k in known}
 
 
@@ -257,7 +268,9 @@ class ParseResult:
         global_prob, a_prob, v_prob: (C,) video-level probabilities.
         frame_prob: (T, 2, C) segment probabilities (axis 1: audio, visual).
         audio_on, visual_on: (C, T) uint8 binarised segments.
-        notes: anything the user should know (no audio stream, short audio, ...).
+        notes: anything the user should know (no audio stream, extractor settings, ...).
+        warnings: what was patched up (audio padded with silence where the stream did not cover
+            a window).
     """
 
     video: Path
@@ -272,6 +285,7 @@ class ParseResult:
     audio_on: np.ndarray
     visual_on: np.ndarray
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def video_segments(info: Mapping, path: str | Path) -> tuple[int, float, list[str]]:
@@ -293,32 +307,46 @@ def video_segments(info: Mapping, path: str | Path) -> tuple[int, float, list[st
         raise DecodeError(path, f"the video is {duration:.2f} s long; parse needs at least one whole "
                                 "second (1-s segments)")
     notes = []
-    audio_end = info.get("audio_duration")
     if not info.get("has_audio"):
         notes.append("no audio stream: the audio was parsed as silence, so the audio and "
                      "audio-visual events say nothing about the real sound")
-    elif audio_end and t - float(audio_end) > SHORT_AUDIO_S:
-        notes.append(f"the audio stream ends at {float(audio_end):.2f} s; the rest of the "
-                     f"{t} s parsed is silence")
     return t, duration, notes
 
 
-def extract_features(parser: VideoParser, path: str | Path, segments: int) -> dict[str, torch.Tensor]:
+def extract_features(parser: VideoParser, path: str | Path, segments: int
+                     ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The (1, rows, D) features of ``[0, segments)`` seconds of ``path`` for each role, decoded
-    and embedded window by window (``window`` seconds, see the module docstring)."""
+    (once per window for the three roles) and embedded window by window (``window`` seconds, see
+    the module docstring), and the warnings (audio padded with silence).
+
+    Raises:
+        InputError: a role's input could not be decoded in some window.
+    """
+    from .extractors.joint import ClipDecoder
+
     batch, window = int(parser.settings["batch_size"]), int(parser.settings["window"])
-    out = {}
-    for role, ext in parser.extractors.items():
-        rows = []
-        for start in range(0, segments, window):
-            seconds = float(min(window, segments - start))
-            units = ext.load(path, seconds, start=float(start))
-            need = ext.units(seconds)
-            if len(units) != need:
-                raise InputError(path, f"decoded {len(units)} {role} model inputs at {start} s, expected {need}")
-            rows += [ext.forward(units[i:i + batch]) for i in range(0, len(units), batch)]
-        out[role] = torch.from_numpy(np.concatenate(rows)).unsqueeze(0)
-    return out
+    decoder = ClipDecoder(parser.extractors)
+    rows: dict[str, list[np.ndarray]] = {role: [] for role in parser.extractors}
+    warnings = []
+    for start in range(0, segments, window):
+        seconds = float(min(window, segments - start))
+        for role, got in decoder(path, float(start), seconds).items():
+            if got.units is None:
+                raise InputError(path, f"{got.reason} ({role} features of [{start:g}, {start + seconds:g}) s)")
+            if got.padded_s > AUDIO_PAD_NOTE_S:
+                warnings.append(f"the audio stream leaves {got.padded_s:.2f} s of [{start:g}, "
+                                f"{start + seconds:g}) s uncovered: padded with silence")
+            ext = parser.extractors[role]
+            step = even_batch(len(got.units), batch)
+            rows[role] += [ext.forward(got.units[i:i + step]) for i in range(0, len(got.units), step)]
+    return {role: torch.from_numpy(np.concatenate(r)).unsqueeze(0) for role, r in rows.items()}, warnings
+
+
+def even_batch(n: int, batch: int) -> int:
+    """The batch size that splits ``n`` units into the fewest batches of at most ``batch``, all of
+    about the same size (80 frames at batch 64: two of 40, not 64 + 16), so every full window
+    runs one compiled shape and a shorter last window is padded to it."""
+    return -(-n // -(-n // batch)) if n else batch
 
 
 def parse_video(parser: VideoParser, path: str | Path) -> ParseResult:
@@ -336,10 +364,10 @@ def parse_video(parser: VideoParser, path: str | Path) -> ParseResult:
     info = probe(path)
     segments, duration, notes = video_segments(info, path)
     try:
-        feats = extract_features(parser, path, segments)
+        feats, warnings = extract_features(parser, path, segments)
     except torch.cuda.OutOfMemoryError:
         raise
-    except _decode_errors() as exc:  # a decoder failure that was not already an InputError
+    except DECODER_ERRORS as exc:  # a decoder failure that was not already an InputError
         raise InputError(path, f"cannot decode: {type(exc).__name__}: {exc}") from None
     with torch.inference_mode():
         out = parser.model(*(feats[r].to(parser.device) for r in ROLES))
@@ -348,15 +376,11 @@ def parse_video(parser: VideoParser, path: str | Path) -> ParseResult:
     audio_on, visual_on = binarize({k: v[None] for k, v in arrays.items()},
                                    gate=parser.settings["gate"], threshold=float(parser.settings["threshold"]))
     events = find_events(arrays["frame_prob"], audio_on[0], visual_on[0], parser.classes)
+    for warning in warnings:
+        log.warning("%s: %s", path, warning)
     return ParseResult(path, duration, segments, max(duration - segments, 0.0), events, arrays["global_prob"],
                        arrays["a_prob"], arrays["v_prob"], arrays["frame_prob"], audio_on[0],
-                       visual_on[0], parser.notes + notes)
-
-
-def _decode_errors() -> tuple[type[BaseException], ...]:
-    import av
-
-    return (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError)
+                       visual_on[0], parser.notes + notes, warnings)
 
 
 def find_events(frame_prob: np.ndarray, audio_on: np.ndarray, visual_on: np.ndarray,
@@ -443,6 +467,8 @@ def write_result(parser: VideoParser, result: ParseResult, folder: str | Path) -
         "threshold": float(parser.settings["threshold"]),
         "confidence": "mean frame probability over the event (audio-visual: mean of min(audio, visual))",
         "notes": result.notes,
+        "warnings": result.warnings,
+        "audio_tolerance_s": float(parser.settings["audio_tolerance"]),
         "events": result.events.to_dict("records"),
         "video_probabilities": {
             c: {"global": float(result.global_prob[i]), "audio": float(result.a_prob[i]),
@@ -598,7 +624,7 @@ def parse_videos(videos: Iterable[str | Path], model: str | Path, out: str | Pat
             continue
         rows.append({"video": str(video), "status": "ok", "segments": result.segments,
                      "events": len(result.events), "output": str(folder),
-                     "message": "; ".join(result.notes)})
+                     "message": "; ".join(result.notes + [f"warning: {w}" for w in result.warnings])})
     table = pd.DataFrame.from_records(rows, columns=SUMMARY_COLUMNS)
     write_csv(Path(out) / "summary.csv", table)
     return ParseSummary(table)

@@ -283,8 +283,22 @@ def _write_annotations(src: Path, dst: Path, ann: Annotations, ids: list[str], i
 
 # ------------------------------------------------------------------------- the workflow run
 
-#: Epochs of the MA recipe (config train.epochs) and of the HAN recipe (the han variant's).
-MA_EPOCHS, HAN_EPOCHS = 12, 40
+#: Epochs of the MA recipe (config train.epochs); recipes with their own count (HAN's 40,
+#: JoMoLD's 25) are shortened in the same proportion.
+MA_EPOCHS = 12
+
+
+def shortened_recipes(epochs: int, variants: Sequence[str] | None = None) -> dict:
+    """Config ``recipes`` overrides: every registry recipe that sets its own ``train.epochs`` (the
+    han variant's 40, the JoMoLD variants' 25) scaled by ``epochs / 12``, at least one epoch."""
+    from avvp.experiments import get_variant, variant_names
+
+    recipes = {}
+    for name in variants if variants is not None else variant_names():
+        own = (get_variant(name).recipe.get("train") or {}).get("epochs")
+        if own is not None:
+            recipes[name] = {"train": {"epochs": max(1, round(int(epochs) * int(own) / MA_EPOCHS))}}
+    return recipes
 
 
 def workflow_config(release: str | Path, results: str | Path, dataset: str = "llp_rehearsal",
@@ -293,16 +307,15 @@ def workflow_config(release: str | Path, results: str | Path, dataset: str = "ll
 
     Only the data and the length of training change: the release's annotation folder (with its
     training truth, so refinement is scored) and features, ``epochs`` per run instead of 12, and
-    the HAN recipe's 40 epochs shortened in proportion (at least one). Everything else (variants,
-    seeds unless ``seeds`` is given, refinement, evaluation on the real test annotations) stays
-    as configured.
+    the recipes with their own length (HAN's 40 epochs, JoMoLD's 25) shortened in proportion (at
+    least one epoch). Everything else (variants, seeds unless ``seeds`` is given, refinement,
+    evaluation on the real test annotations) stays as configured.
     """
     release = Path(release).resolve()
     train: dict[str, Any] = {"epochs": int(epochs)}
     if seeds is not None:
         train["seeds"] = [int(s) for s in seeds]
-    han = max(1, round(int(epochs) * HAN_EPOCHS / MA_EPOCHS))
     return {"dataset": dataset, "results": str(Path(results).resolve()),
             "data": {"annotations": str(release / "annotations")},
             "features": {"official": str(release)},
-            "train": train, "recipes": {"han": {"train": {"epochs": han}}}}
+            "train": train, "recipes": shortened_recipes(epochs)}

@@ -1,27 +1,43 @@
-"""Benchmark feature extraction: clips per second and the time spent outside the model.
+"""Benchmark feature extraction: avvp against the official procedure, as whole processes.
 
-For each role it runs the real shard runner (:func:`avvp.extract.extract_shard`: background
-decoding, batching across videos) on the same clips, then times the pure forward passes of the same
-model on the same, already decoded, inputs in the same batches. It prints, per role and in total:
-clips per second, the share of wall time spent outside the forward passes, and wall time / pure
-forward time (goal on CPU: at most 1.15).
+Both sides run the official extractors (VGGish, ResNet-152 at 256 → 224, R(2+1)D-18 at 112) with
+seeded random weights on the same clips, each as fresh Python processes with the same number of
+torch threads, taking turns (interleaved rounds, the order reversed every round) so that they
+share whatever else loads the machine:
+
+* **official**: the procedure of official.md §b, step by step, one process per step over all
+  clips (``bench/official_extract.py``): ``ffmpeg -r 8`` to JPEG files; PIL + Resize(256) +
+  CenterCrop(224) + normalisation and ONE ResNet-152 forward pass of each clip's 80 frames; the
+  JPEGs read again and resized to 112 × 112 for R(2+1)D-18; the WAV written with ffmpeg and VGGish
+  on it;
+* **avvp fp32** / **avvp bf16**: one ``avvp extract --role all`` process over all clips (each clip
+  decoded once for the three roles, the models run as :mod:`avvp.extractors.engine` says).
+
+It prints, per clip: wall time (whole processes, Python start-up included) of each, official ÷
+avvp, avvp's wall ÷ its pure forward time (the forward passes without the compile passes), the
+arithmetic rate the forward passes reached (GFLOP/s, FLOPs counted with
+``torch.utils.flop_counter``), and how much bf16 features differ from fp32 ones. ``--device
+cuda`` runs both on the GPU, avvp with ``--workers`` decoding processes, and prints clips per
+second and the share of time the GPU waited for decoded clips.
 
 Examples::
 
-    python bench/extract.py                       # 16 synthetic 10-s clips, the config's settings
-    python bench/extract.py --clips results/demo/clips --n 16 --threads 2 --repeat 2
-    python bench/extract.py --clips results/demo/clips --n 8 --threads 2 --repeat 2 \
-        --settings '{"frame": {"size": 112, "crop": 112}, "clip": {"size": 56}}'
-
-On 2 shared CPU cores the second gave wall / pure forward 1.10 for all roles (frame 1.04, clip
-1.11, audio 1.29): decoding costs about 0.05 CPU-s per clip and role, which the model hides only
-when it dominates; with the demo's tiny models (first example) the ratio was 1.38.
+    python bench/extract.py                        # 10 clips of 10 s at 320x240 (the real LLP
+                                                   # sample + 9 synthetic), 2 threads, 1 round
+    python bench/extract.py --n 12 --rounds 2
+    python bench/extract.py --clips results/demo/clips --n 4 --precision fp32 --no-official
+    python bench/extract.py --device cuda --workers 6 --n 200 --no-official
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,124 +45,273 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-
-from avvp.extract import ROLES, extract_shard, feature_settings
-from avvp.extractors import create_extractor
-from avvp.device import resolve_device
-from avvp.settings import load_config
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE = Path(os.environ.get("AVVP_SHARED", REPO.parent / "shared")) / "llp" / "sample" / "BjCEufrlXm4.mp4"
+ROLES = ("audio", "frame", "clip")
+#: The official extractors (random weights: nothing is downloaded).
+OFFICIAL_FEATURES = {
+    "audio": {"extractor": "vggish", "weights": "none", "seed": 0},
+    "frame": {"extractor": "resnet152", "backbone": "resnet152", "weights": "none", "seed": 0,
+              "size": 256, "crop": 224},
+    "clip": {"extractor": "r2plus1d_18", "weights": "none", "seed": 0, "size": 112},
+}
+OFFICIAL_STEPS = ("frames", "audio", "rgb", "3d", "vggish")
 
 
-def synthetic_clips(folder: Path, n: int, seconds: float, size=(128, 96), fps: int = 25,
+def synthetic_clips(folder: Path, n: int, seconds: float, size=(320, 240), fps: int = 30,
                     rate: int = 44100) -> list[Path]:
-    """Write ``n`` H.264/AAC clips like the demo's (moving square, noisy tone) with the demo's
+    """Write ``n`` H.264/AAC clips like the demo's (moving squares, a noisy tone) with the demo's
     clip writer (:func:`avvp.synth.render.write_clip`)."""
     from avvp.synth.render import write_clip
 
     rng = np.random.default_rng(0)
-    settings = {"fps": fps, "sample_rate": rate, "crf": 20, "audio_bitrate": 128000}
+    settings = {"fps": fps, "sample_rate": rate, "crf": 23, "audio_bitrate": 128000}
     paths = []
     for k in range(n):
         frames = np.full((int(seconds * fps), size[1], size[0], 3), 40 + 10 * (k % 10), np.uint8)
         for i, img in enumerate(frames):
-            x = (i * 3 + 7 * k) % (size[0] - 16)
-            img[30:46, x:x + 16] = (220, 60 + k % 150, 30)
+            x = (i * 3 + 7 * k) % (size[0] - 48)
+            img[size[1] // 3:size[1] // 3 + 48, x:x + 48] = (220, 60 + k % 150, 30)
+            img[::7, (i + k) % size[0]] = 255
         t = np.arange(int(seconds * rate)) / rate
         tone = 0.2 * np.sin(2 * np.pi * (300 + 40 * k) * t) + 0.05 * rng.standard_normal(len(t))
-        path = folder / f"bench{k:07d}.mp4"
-        write_clip(path, frames, tone[None].astype(np.float32), settings)
+        path = folder / f"bench{k:06d}.mp4"
+        write_clip(path, frames, np.stack([tone, tone]).astype(np.float32), settings)
         paths.append(path)
     return paths
 
 
-def manifest_for(paths: list[Path], seconds: float) -> pd.DataFrame:
-    ids = [f"B{k:010d}_0_{int(seconds)}" for k in range(len(paths))]
-    return pd.DataFrame({"video_id": ids, "start": 0.0, "end": float(seconds),
-                         "path": [str(p) for p in paths]})
+def gflop_per_unit(features: dict) -> dict[str, float]:
+    """GFLOP of one model input's forward pass per role (``torch.utils.flop_counter``, 2 per MAC)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from avvp.extractors import create_extractor
+
+    crop = features["frame"]["crop"] or features["frame"]["size"]
+    shapes = {"audio": (1, 1, 96, 64), "frame": (1, 3, crop, crop),
+              "clip": (1, 3, 8, features["clip"]["size"], features["clip"]["size"])}
+    out = {}
+    for role in ROLES:
+        ext = create_extractor(features[role], role, engine="eager")  # the plain model's FLOPs
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            ext.model(torch.zeros(shapes[role]))
+        out[role] = counter.get_total_flops() / 1e9
+    return out
 
 
-def pure_forward_s(extractor, manifest: pd.DataFrame, batch_size: int) -> float:
-    """Seconds of forward passes alone over the same units and batches as the runner."""
-    units = [extractor.load(row.path, float(row.end - row.start))
-             for row in manifest.itertuples(index=False)]
-    everything = torch.cat(units)
-    extractor.forward(everything[:batch_size])  # warm-up (as the runner's first batch is not)
+def run_official(videos: Path, work: Path, threads: int, device: str, settings: dict) -> dict:
+    """The official steps, one process each, with the networks and sizes of ``settings`` (the
+    official ones by default); returns wall and forward seconds per step."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    frame, clip = settings["frame"], settings["clip"]
+    sizes = ["--backbone", frame["backbone"], "--size", str(frame["size"]),
+             "--crop", str(frame["crop"] or frame["size"]), "--clip-size", str(clip["size"])]
+    steps = {}
+    for step in OFFICIAL_STEPS:
+        proc, wall, cpu = _timed([sys.executable, str(REPO / "bench" / "official_extract.py"), step, "--videos",
+                                  str(videos), "--work", str(work), "--threads", str(threads), "--device", device,
+                                  *sizes], threads)
+        if proc.returncode != 0:
+            raise SystemExit(f"official step {step} failed:\n{proc.stderr[-3000:]}")
+        steps[step] = {"wall": wall, "cpu": cpu, "forward": float(re.search(r"forward ([\d.]+)", proc.stdout)[1])}
+    return {key: sum(s[key] for s in steps.values()) for key in ("wall", "cpu", "forward")} | {"steps": steps}
+
+
+def run_avvp(manifest: Path, out: Path, settings: dict, threads: int) -> dict:
+    """One ``avvp extract --role all`` process; returns its wall time and what it reports."""
+    shutil.rmtree(out, ignore_errors=True)
+    proc, wall, cpu = _timed([sys.executable, "-m", "avvp", "--threads", str(threads), "extract", "--manifest",
+                              str(manifest), "--role", "all", "--settings", json.dumps(settings), "--shards", "1",
+                              "--out", str(out / "{role}.h5"), "--failures", str(out / "{role}.parquet"),
+                              "--no-progress"], threads)
+    if proc.returncode != 0:
+        raise SystemExit(f"avvp extract failed:\n{proc.stderr[-3000:]}")
+    match = re.search(r"clips in ([\d.]+) s .*forward passes ([\d.]+) s .*compiling the models ([\d.]+) s, "
+                      r"waiting for decoded clips ([\d.]+) s", proc.stdout)
+    job, forward, compiling, waiting = (float(v) for v in match.groups())
+    failed = sum(int(m) for m in re.findall(r"(\d+) failures", proc.stdout))
+    if failed:
+        raise SystemExit(f"avvp extract reported failures:\n{proc.stdout}")
+    return {"wall": wall, "cpu": cpu, "job": job, "forward": forward, "compile": compiling, "wait": waiting}
+
+
+def _timed(cmd: list[str], threads: int) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run a process; returns it, its wall time and the CPU time (user + system) it and its
+    children used (less sensitive than wall time to other work on a shared machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    for i in range(0, len(everything), batch_size):
-        extractor.forward(everything[i:i + batch_size])
-    return time.perf_counter() - start
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads))
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, wall, cpu
+
+
+def _env(threads: int) -> dict:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=path)
+
+
+def feature_difference(a: Path, b: Path) -> dict[str, float]:
+    """Relative error norm of store ``b`` against store ``a``, per role."""
+    from avvp.feature_store import read_store
+
+    out = {}
+    for role in ROLES:
+        ids, x, _ = read_store(a / f"{role}.h5")
+        _, y, _ = read_store(b / f"{role}.h5", ids)
+        out[role] = float(np.linalg.norm(y - x) / np.linalg.norm(x))
+    return out
+
+
+def official_difference(official: Path, avvp: Path, paths: list[Path], ids: list[str]) -> dict[str, float]:
+    """Relative error norm of avvp's features against the official procedure's (same networks and
+    weights: what differs is JPEG compression and PIL's resizing against direct decoding)."""
+    from avvp.feature_store import read_store
+
+    folders = {"audio": "vggish", "frame": "res152", "clip": "r2plus1d_18"}
+    out = {}
+    for role, folder in folders.items():
+        x = np.stack([np.load(official / "feats" / folder / f"{p.stem}.npy") for p in paths])
+        y = read_store(avvp / f"{role}.h5", ids)[1]
+        out[role] = float(np.linalg.norm(y - x) / np.linalg.norm(x))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", default=None, help="folder of .mp4 clips (default: synthetic)")
-    parser.add_argument("--n", type=int, default=16, help="number of clips")
+    parser.add_argument("--clips", default=None, help="folder of .mp4 clips (default: the LLP sample + synthetic)")
+    parser.add_argument("--n", type=int, default=10, help="number of clips")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (s)")
-    parser.add_argument("--config", default=str(REPO / "config.yaml"),
-                        help="config whose features section is the starting point")
-    parser.add_argument("--settings", default=None, help="JSON merged over the features section")
-    parser.add_argument("--roles", nargs="+", default=list(ROLES), choices=ROLES)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per role; the fastest run and forward pass are reported")
+    parser.add_argument("--size", default="320x240", help="synthetic clip size WxH")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of every process")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (order reversed each round)")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="avvp decoding workers (default: 1 thread on the CPU, 4 processes on CUDA)")
+    parser.add_argument("--batch-size", type=int, default=None, help="avvp features.batch_size")
+    parser.add_argument("--settings", default=None, help="JSON merged over avvp's features settings")
+    parser.add_argument("--no-official", action="store_true", help="time avvp alone")
+    parser.add_argument("--keep", default=None, help="keep clips and outputs in this folder")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        import torch
 
-    base = load_config(args.config).get("features", {})
-    settings = feature_settings(base)
-    if args.settings:
-        extra = json.loads(args.settings)
-        for key, value in extra.items():
-            if isinstance(value, dict):
-                settings[key] = {**settings.get(key, {}), **value}
+        if not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: no usable CUDA device")
+    official = not args.no_official
+    if official and shutil.which("ffmpeg") is None:
+        parser.error("the official procedure needs the ffmpeg tool (or use --no-official)")
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="avvp-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        return _bench(args, root, official)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _bench(args, root: Path, official: bool) -> int:
+    clips_dir = root / "clips"
+    clips_dir.mkdir(exist_ok=True)
+    if args.clips:
+        paths = sorted(Path(args.clips).glob("*.mp4"))[: args.n]
+    else:
+        real = [SAMPLE] if SAMPLE.exists() and args.seconds <= 10 else []
+        width, height = (int(v) for v in args.size.split("x"))
+        paths = real + synthetic_clips(clips_dir, args.n - len(real), args.seconds, (width, height))
+    ids = [f"{p.stem}_0_{args.seconds:g}" for p in paths]
+    manifest = root / "manifest.parquet"
+    pd.DataFrame({"video_id": ids, "start": 0.0, "end": args.seconds, "path": [str(p) for p in paths]}
+                 ).to_parquet(manifest)
+    videos = root / "videos.txt"
+    videos.write_text("\n".join(str(p) for p in paths) + "\n")
+
+    cuda = args.device.startswith("cuda")
+    workers = args.workers or (4 if cuda else 1)
+    settings = {"device": args.device, "threads": args.threads, "workers": workers,
+                "loader": "process" if cuda else "thread",
+                "prefetch": 2 * workers + 2, **{r: dict(v) for r, v in OFFICIAL_FEATURES.items()}}
+    if args.batch_size:
+        settings["batch_size"] = args.batch_size
+    for key, value in json.loads(args.settings or "{}").items():
+        settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
+    from avvp.extract import feature_settings, role_batch
+    from avvp.extractors.base import whole_seconds
+
+    per_unit = gflop_per_unit(settings)
+    units = {r: whole_seconds(args.seconds) * (8 if r == "frame" else 1) for r in ROLES}
+    gflop = {r: per_unit[r] * units[r] for r in ROLES}
+    total_gflop = sum(gflop.values()) * len(paths)
+    batches = {r: role_batch(feature_settings(settings), r) for r in ROLES}
+    print(f"{len(paths)} clips of {args.seconds:g} s ({'the real LLP sample and ' if SAMPLE in paths else ''}"
+          f"{sum(p != SAMPLE for p in paths)} others), device {args.device}, {args.threads} torch threads per "
+          f"process, avvp batches {batches}, {workers} decoding "
+          f"{settings['loader']}(s); {sum(gflop.values()):.0f} GFLOP per clip "
+          f"({', '.join(f'{r} {v:.0f}' for r, v in gflop.items())})", flush=True)
+
+    variants = (["official"] if official else []) + [f"avvp {p}" for p in args.precision]
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    for k in range(args.rounds):
+        for variant in (variants if k % 2 == 0 else variants[::-1]):
+            if variant == "official":
+                result = run_official(videos, root / "official", args.threads, args.device, settings)
             else:
-                settings[key] = value
-        settings = feature_settings(settings)
-    device = resolve_device(settings["device"])
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        if args.clips:
-            paths = sorted(Path(args.clips).glob("*.mp4"))[: args.n]
-        else:
-            t0 = time.perf_counter()
-            paths = synthetic_clips(tmp, args.n, args.seconds)
-            print(f"wrote {len(paths)} synthetic clips in {time.perf_counter() - t0:.1f} s")
-        manifest = manifest_for(paths, args.seconds)
-        print(f"{len(manifest)} clips of {args.seconds:g} s, device {device}, "
-              f"{torch.get_num_threads()} torch threads, batch {settings['batch_size']}, "
-              f"{settings['workers']} decode {settings['loader']}(s)")
-        totals = {"wall": 0.0, "fwd_in_run": 0.0, "pure": 0.0}
-        for role in args.roles:
-            extractor = create_extractor(settings[role], role, device=device,
-                                         missing_audio=settings["missing_audio"])
-            extractor.forward(extractor.load(manifest.path[0], args.seconds)[: settings["batch_size"]])
-            best = None
-            pure = float("inf")
-            for _ in range(args.repeat):  # the fastest of each: noise on a shared machine only adds
-                report = extract_shard(manifest, role, settings, 0, 1, tmp / f"{role}.h5",
-                                       extractor=extractor, progress=False)
-                if best is None or report.wall_s < best.wall_s:
-                    best = report
-                pure = min(pure, pure_forward_s(extractor, manifest, settings["batch_size"]))
-            if len(best.failures):
-                print(best.failures.to_string())
-            totals["wall"] += best.wall_s
-            totals["fwd_in_run"] += best.forward_s
-            totals["pure"] += pure
-            print(f"{role:5s} {settings[role]}\n      {len(manifest) / best.wall_s:6.2f} clips/s, "
-                  f"wall {best.wall_s:6.2f} s, forward in run {best.forward_s:6.2f} s, "
-                  f"outside the model {100 * best.outside_share:4.1f}%, pure forward "
-                  f"{pure:6.2f} s, wall / pure forward {best.wall_s / pure:5.3f}")
-        outside = 1 - totals["fwd_in_run"] / totals["wall"]
-        print(f"all   {len(manifest) / totals['wall']:6.2f} clips/s for all roles, wall "
-              f"{totals['wall']:6.2f} s ({totals['wall'] / len(manifest):.3f} s per clip), "
-              f"outside the model {100 * outside:4.1f}%, wall / pure forward "
-              f"{totals['wall'] / totals['pure']:5.3f}")
+                precision = variant.split()[1]
+                run = {**settings, **{r: {**settings[r], "precision": precision} for r in ROLES}}
+                result = run_avvp(manifest, root / variant.replace(" ", "_"), run, args.threads)
+            results[variant].append(result)
+            print(f"  round {k + 1}: {variant:10s} {result['wall'] / len(paths):6.2f} s per clip "
+                  f"(forward {result['forward'] / len(paths):.2f} s, CPU {result['cpu'] / len(paths):.2f} s)",
+                  flush=True)
+    # The compile passes (one batch per role, timed as compiling) are left out of the pure forward
+    # time; scale it up to all the work, so that it is the forward time of every input.
+    compiled = sum(per_unit[r] * batches[r] for r in ROLES) / total_gflop
+    _report(results, len(paths), total_gflop, cuda, root, args.precision, compiled)
+    if official and args.seconds == 10:  # the official procedure always takes 80 frames
+        for precision in args.precision:
+            diff = official_difference(root / "official", root / f"avvp_{precision}", paths, ids)
+            print(f"avvp {precision} against the official procedure's features (relative error norm; JPEG "
+                  "and PIL resizing against direct decoding): " + ", ".join(f"{r} {v:.2e}" for r, v in diff.items()))
     return 0
+
+
+def _report(results: dict, n: int, total_gflop: float, cuda: bool, root: Path, precisions: list[str],
+            compiled: float) -> None:
+    mean = {v: {k: float(np.mean([r[k] for r in rs])) for k in rs[0] if k != "steps"} for v, rs in results.items()}
+    print("\nper clip (mean over rounds), whole processes:")
+    base = mean.get("official")
+    if base is not None:
+        steps = {s: np.mean([r["steps"][s]["wall"] for r in results["official"]]) / n for s in OFFICIAL_STEPS}
+        print(f"  official   {base['wall'] / n:6.2f} s   (" + ", ".join(f"{s} {t:.2f}" for s, t in steps.items())
+              + f"; forward passes {base['forward'] / n:.2f} s, {total_gflop / base['forward']:.0f} GFLOP/s; "
+              f"CPU time {base['cpu'] / n:.2f} s)")
+    for variant, m in mean.items():
+        if variant == "official":
+            continue
+        pure = m["forward"] / (1 - compiled)  # every input's forward pass, the compile batches included
+        line = (f"  {variant:10s} {m['wall'] / n:6.2f} s   (job {m['job'] / n:.2f} s, forward passes "
+                f"{pure / n:.2f} s, compiling {m['compile']:.1f} s per run, waiting for input "
+                f"{100 * m['wait'] / m['job']:.0f}% of the job); wall / pure forward {m['wall'] / pure:.2f}, "
+                f"{total_gflop / pure:.0f} GFLOP/s in the forward passes, {total_gflop / m['wall']:.0f} overall")
+        line += f"; CPU time {m['cpu'] / n:.2f} s"
+        if base is not None:
+            line += (f"; official / avvp = {base['wall'] / m['wall']:.2f}x "
+                     f"(CPU time: {base['cpu'] / m['cpu']:.2f}x)")
+        print(line)
+        if cuda:
+            print(f"  {variant:10s} {n / m['job']:.2f} clips/s; the GPU waited for decoded clips "
+                  f"{100 * m['wait'] / m['job']:.0f}% of the time")
+    if {"fp32", "bf16"} <= set(precisions):
+        diff = feature_difference(root / "avvp_fp32", root / "avvp_bf16")
+        print("bf16 against fp32 features (relative error norm): "
+              + ", ".join(f"{r} {v:.2e}" for r, v in diff.items()))
 
 
 if __name__ == "__main__":

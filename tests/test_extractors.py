@@ -96,6 +96,18 @@ def test_vggish_state_dict_matches_torchvggish(shared_dir):
     assert ours == expected
 
 
+def assert_same_features(actual: np.ndarray, expected: np.ndarray, rel: float = 1e-4) -> None:
+    """Features agree to ``rel``: each row's error norm within ``rel`` of its norm, and every
+    element within ``rel`` of the largest magnitude (so that near-zero elements are judged on
+    the features' scale, not their own)."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape
+    rows_a, rows_e = actual.reshape(len(actual), -1), expected.reshape(len(expected), -1)
+    norm_err = np.linalg.norm(rows_a - rows_e, axis=1) / np.maximum(np.linalg.norm(rows_e, axis=1), 1e-30)
+    assert norm_err.max() <= rel, f"relative error norm {norm_err.max():.2e} > {rel:g}"
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rel * np.abs(expected).max())
+
+
 def test_vggish_loads_torchvggish_file_and_pca(tmp_path):
     with seeded(7):
         reference = VGGish().eval()
@@ -107,7 +119,7 @@ def test_vggish_loads_torchvggish_file_and_pca(tmp_path):
         expected = reference(x).numpy()
     out = ext.forward(x)
     assert out.shape == (3, 128) and (out >= 0).all()
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert_same_features(out, expected)
     assert ext.describe()["weights"] == _sha(weights)
     random = create_extractor({"extractor": "vggish"}, role="audio")
     assert random.describe()["weights"] == "random:0"
@@ -285,3 +297,74 @@ def test_random_vggish_embeddings_keep_their_scale():
         out = net(x).numpy()
     assert out.std() > 0.1
     assert out.std(axis=0).mean() > 0.05  # differs between inputs, not just a constant vector
+
+
+# -- the fast engine computes what the plain fp32 eager model computes (issue 14) -------------
+
+def _plain_features(ext, units: torch.Tensor, mean=None, std=None) -> np.ndarray:
+    """The plain model: official normalisation, contiguous NCHW / NCTHW fp32, eager."""
+    x = units.float()
+    if mean is not None:
+        shape = (1, 3) + (1,) * (x.dim() - 2)
+        x = (x / 255.0 - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
+    with torch.inference_mode():
+        return ext.model(x.contiguous()).flatten(1).numpy()
+
+
+def test_fast_engine_matches_the_plain_fp32_model_on_a_real_clip(sample_clip):
+    """ResNet-152 (256 → 224), R(2+1)D-18 (112) and VGGish with random weights, on inputs decoded
+    from the real LLP clip (a few units each, to stay quick): the frozen, fused graph gives the
+    plain model's features to 1e-4 (relative)."""
+    from avvp.decoding import decode_streams
+    from avvp.extractors.base import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
+
+    streams = decode_streams(sample_clip, 0.0, 2.0, n_frames=16)
+    cases = [
+        ("frame", {"extractor": "resnet152", "size": 256, "crop": 224}, 2, (IMAGENET_MEAN, IMAGENET_STD)),
+        ("clip", {"extractor": "r2plus1d_18", "size": 112}, 1, (KINETICS_MEAN, KINETICS_STD)),
+        ("audio", {"extractor": "vggish"}, 2, (None, None)),
+    ]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for role, settings, n, (mean, std) in cases:
+            ext = create_extractor(settings, role=role, batch_size=n)
+            units = ext.checked_units(streams, sample_clip, 2.0)[:n]
+            reference = _plain_features(ext, units, mean, std)
+            fast = ext.forward(units)
+            assert_same_features(fast, reference)
+            assert ext.engine.jit and ext.engine._graph is not None, role  # the fused graph ran
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("engine", ["jit", "eager"])
+def test_bf16_is_close_to_fp32_but_not_equal(one_thread, sample_clip, engine):
+    settings = {"extractor": "resnet152", "backbone": "resnet18", "size": 64, "crop": 64}
+    fp32 = create_extractor(settings, role="frame", engine=engine)
+    bf16 = create_extractor({**settings, "precision": "bf16"}, role="frame", engine=engine)
+    units = fp32.load(sample_clip, 1.0)
+    a, b = fp32.forward(units), bf16.forward(units)
+    error = np.linalg.norm(b - a) / np.linalg.norm(a)
+    assert b.dtype == np.float32 and 1e-4 < error < 0.05, error
+    assert '"precision":"bf16"' in bf16.describe()["settings"]
+
+
+def test_engine_options_and_fallback(one_thread):
+    from avvp.extractors.engine import Engine
+
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        create_extractor({"extractor": "vggish", "precision": "fp16"}, role="audio")
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        create_extractor({"extractor": "vggish"}, role="audio", engine="compile")
+
+    class DataDependent(torch.nn.Module):  # Python control flow on values: cannot be traced
+        def forward(self, x):
+            return x * 2 if float(x.sum()) > 0 else x
+
+    engine = Engine(DataDependent().eval(), "cpu", input_ndim=2)
+    x = torch.ones(3, 4)
+    assert torch.equal(engine(x), x * 2)
+    engine_bn = Engine(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval(),
+                       "cpu", engine="eager")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in engine_bn.model.modules())  # folded

@@ -6,7 +6,6 @@ import json
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
 
 from avvp import __version__

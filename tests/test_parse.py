@@ -24,7 +24,7 @@ from avvp.cli import main
 from avvp.errors import ConfigError, InputError
 from avvp.extractors import create_extractor
 from avvp.model import HAN
-from avvp.parse import find_events, load_parser, output_names, parse_video, parse_videos
+from avvp.parse import find_events, load_parser, output_names, parse_video, parse_videos, write_result
 
 W, H = 64, 48
 CLASSES = ["Dog", "Speech", "Car"]
@@ -163,7 +163,8 @@ def test_features_are_embedded_window_by_window(parser, videos, extractors):
     from avvp.parse import extract_features
 
     path = videos["long"]  # 12.4 s: windows [0, 10) and [10, 12)
-    feats = extract_features(parser, path, 12)
+    feats, warnings = extract_features(parser, path, 12)
+    assert warnings == []
     assert {r: tuple(x.shape[:2]) for r, x in feats.items()} == {"audio": (1, 12), "frame": (1, 96), "clip": (1, 12)}
     for role, ext in extractors.items():
         tail = ext.forward(ext.load(path, 2.0, start=10.0))
@@ -171,7 +172,7 @@ def test_features_are_embedded_window_by_window(parser, videos, extractors):
     one_pass = extractors["audio"].forward(extractors["audio"].load(path, 12.0))
     assert not np.allclose(feats["audio"][0, 10:].numpy(), one_pass[10:], atol=1e-3)
     small = load_parser(parser.model_path, {"device": "cpu", "window": 5}, config=None)
-    assert {r: x.shape for r, x in extract_features(small, path, 12).items()} == \
+    assert {r: x.shape for r, x in extract_features(small, path, 12)[0].items()} == \
         {r: x.shape for r, x in feats.items()}
 
 
@@ -179,7 +180,7 @@ def test_real_llp_clip(parser, sample_clip):
     """The real LLP sample (10.03 s, H.264/AAC 44.1 kHz stereo): ten 1-s segments, like the features."""
     result = parse_video(parser, sample_clip)
     assert result.segments == 10 and result.tail_s == pytest.approx(0.028, abs=0.01)
-    assert result.notes == []
+    assert result.notes == [] and result.warnings == []
     assert result.events["offset"].max() == 10.0
 
 
@@ -321,3 +322,23 @@ def test_missing_model_and_bad_settings(tmp_path, constant_model):
 def test_output_names():
     a, b, c = Path("d/x.mp4"), Path("d/x.mkv"), Path("d/y.webm")
     assert output_names([a, b, c]) == {a: "x_mp4", b: "x_mkv", c: "y"}
+
+
+def test_short_audio_track_is_padded_with_a_warning(parser, constant_model, tmp_path):
+    """An 8-s video whose audio track stops at 6.06 s (downloads often have a slightly short
+    track): parsed, the 1.94 s padded with silence and reported; below parse.audio_tolerance it is
+    an error naming the file (issue 13.4)."""
+    from media import write_media
+
+    path = write_media(tmp_path / "short_audio.mp4", seconds=8.0, audio_seconds=6.06, fps=10)
+    result = parse_video(parser, path)
+    assert result.segments == 8 and result.notes == []
+    assert len(result.warnings) == 1 and "1.94 s of [0, 8) s uncovered" in result.warnings[0]
+    folder = tmp_path / "out"
+    write_result(dataclasses.replace(parser, settings=dict(parser.settings, timeline=False)), result, folder)
+    doc = json.loads((folder / "events.json").read_text())
+    assert doc["warnings"] == result.warnings and doc["audio_tolerance_s"] == 2.0
+    strict = load_parser(constant_model, {"device": "cpu", "audio_tolerance": 1.0}, config=None)
+    with pytest.raises(InputError, match="audio covers 6.06 s") as err:
+        parse_video(strict, path)
+    assert err.value.path == str(path) or str(path) in str(err.value)

@@ -31,7 +31,6 @@ PROFILES = REPO / "workflow" / "profiles"
 DATASET = "tiny"
 TARGET = f"results/{DATASET}/models/baseline/seed1/model.pt"
 ROLES = ("audio", "frame", "clip")
-GPU_ROLES = ("frame", "clip")
 SHARDS = 2
 # Hard limit (SIGKILL) for one Snakemake run: the SLURM plugin can hang, ignoring SIGTERM, when
 # its status queries fail.
@@ -140,11 +139,10 @@ def test_slurm_profile_resources(tmp_path: Path, workflow_profile: bool) -> None
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
     assert {"extract", "merge_features", "train"} <= set(by_rule), sorted(by_rule)
-    assert len(by_rule["extract"]) == len(ROLES) * SHARDS
+    assert len(by_rule["extract"]) == SHARDS  # one job per shard extracts the three roles
     for job in by_rule["extract"]:
         res = _resources(job)
-        expected_gpu = "1" if _wildcard(job, "role") in GPU_ROLES else "0"
-        assert res.get("gpu") == expected_gpu, job
+        assert res.get("gpu") == "1", job
         assert int(res["mem_mb"]) >= 4000 and int(res["runtime"]) >= 60, job
     train = _resources(by_rule["train"][0])
     assert train.get("gpu") == "1" and int(train["mem_mb"]) >= 8000, train
@@ -163,14 +161,13 @@ def test_local_profile_caps_gpu_jobs(tmp_path: Path) -> None:
     assert int(profile["resources"]["gpu"]) >= 1
     gpu = {(j["rule"], _wildcard(j, "role")): _resources(j).get("gpu", "0") for j in jobs}
     assert gpu[("train", None)] == "1"
-    assert gpu[("extract", "audio")] == "0"
-    assert all(gpu[("extract", role)] == "1" for role in GPU_ROLES)
+    assert gpu[("extract", None)] == "1"
 
 
 def test_plain_dry_run_without_profile(tmp_path: Path) -> None:
     """`snakemake -n` without any profile still plans the same jobs."""
     jobs = _dry_run_jobs(_tiny_workdir(tmp_path), "--cores", "2")
-    assert sum(j["rule"] == "extract" for j in jobs) == len(ROLES) * SHARDS
+    assert sum(j["rule"] == "extract" for j in jobs) == SHARDS
     assert sum(j["rule"] == "train" for j in jobs) == 1
 
 
@@ -290,10 +287,9 @@ def test_demo_dag_on_slurm_matches_local_run(tmp_path: Path, slurm: None) -> Non
 
     jobs = _squeue_jobs(cluster)
     comments = sorted(j["comment"] for j in jobs)
-    expected = sorted([f"rule_extract_wildcards_{role}_{shard}" for role in ROLES
-                       for shard in range(SHARDS)]
+    expected = sorted([f"rule_extract_wildcards_{shard}" for shard in range(SHARDS)]
                       + ["rule_merge_features_wildcards_" + role for role in ROLES]
-                      + ["rule_train_wildcards_baseline_1"])
+                      + ["rule_pool_frames", "rule_train_wildcards_baseline_1"])
     assert comments == expected, f"jobs submitted through sbatch: {jobs}"
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     by_comment = {j["comment"]: j["id"] for j in jobs}
@@ -302,13 +298,11 @@ def test_demo_dag_on_slurm_matches_local_run(tmp_path: Path, slurm: None) -> Non
         rule = job["comment"].split("_wildcards_")[0].removeprefix("rule_")
         assert job["cpus"] == profile["set-threads"].get(rule, 1), job
     assert "gpu:1" in _tres_per_job(by_comment["rule_train_wildcards_baseline_1"])
-    assert "gpu:1" in _tres_per_job(by_comment["rule_extract_wildcards_frame_0"])
-    assert "gpu" not in _tres_per_job(by_comment["rule_extract_wildcards_audio_0"])
+    assert "gpu:1" in _tres_per_job(by_comment["rule_extract_wildcards_0"])
 
     if not torch.cuda.is_available():  # CI's GPUs are placeholders: GPU jobs fell back to the CPU
         logs = cluster / "results" / DATASET / "logs"
-        for log in (logs / "train/baseline/seed1.log", logs / "features/extract_frame_0.log"):
+        for log in (logs / "train/baseline/seed1.log", logs / "features/extract_0.log"):
             assert "running on the CPU instead" in log.read_text(), log.read_text()
-        assert "running on the CPU" not in (logs / "features/extract_audio_0.log").read_text()
 
     _assert_same_outputs(local / "results" / DATASET, cluster / "results" / DATASET)

@@ -6,7 +6,8 @@ through PyAV, the resampler the ``ffmpeg`` tool uses, so the result equals ``ffm
 scale. Samples are placed by their timestamps: the output has exactly ``round((end - start) × rate)``
 samples, sample ``k`` at time ``start + k / rate``; codec padding beyond the window (AAC decodes
 ~0.008 s more than its stream declares) is cut, and a stream that starts late, ends early or has
-gaps is padded with zeros (``padded=True``) when the shortfall is within the tolerance.
+gaps is padded with zeros (``Audio.padded_s`` says how much) when the shortfall is within the
+tolerance.
 
 Placement precision: consecutive frames are joined sample by sample from the first frame's
 timestamp (as the ``ffmpeg`` tool does), so decoding a file from its start matches ``ffmpeg``
@@ -43,15 +44,20 @@ class Audio:
     Attributes:
         samples: float32, shape (round((end - start) × sample_rate),).
         sample_rate: samples per second.
-        padded: True if zeros were added where the stream did not cover the window (it starts
-            late, ends early or has gaps).
+        padded_s: seconds of the window the stream did not cover (it starts late, ends early or
+            has gaps), filled with zeros.
         silent: True if the file has no audio stream and silence was substituted.
     """
 
     samples: np.ndarray
     sample_rate: int
-    padded: bool
+    padded_s: float = 0.0
     silent: bool = False
+
+    @property
+    def padded(self) -> bool:
+        """True if zeros were added where the stream did not cover the window."""
+        return self.padded_s > 0
 
 
 def to_mono(frame: av.AudioFrame) -> np.ndarray:
@@ -176,7 +182,7 @@ class AudioCollector:
                                          f"[{self.start:g}, {self.start + window:g}) s, which needs "
                                          f"{window:.2f} s{note}")
         self.runs = []
-        return Audio(samples=samples, sample_rate=out_rate, padded=missing > 0)
+        return Audio(samples=samples, sample_rate=out_rate, padded_s=float(missing))
 
 
 def _on_window(chunks: list[tuple[int, np.ndarray]], data_start: int, data_stop: int, src: int,
@@ -252,8 +258,7 @@ def silence(path: str | Path, container: av.container.InputContainer, start: flo
             raise DecodeError(path, "no audio stream, and the file declares no duration to fill with silence")
         end = file_end
     n = max(round((end - start) * sample_rate), 0)
-    return Audio(samples=np.zeros(n, dtype=np.float32), sample_rate=int(sample_rate), padded=False,
-                 silent=True)
+    return Audio(samples=np.zeros(n, dtype=np.float32), sample_rate=int(sample_rate), silent=True)
 
 
 def check_missing(missing: str) -> None:

@@ -38,6 +38,17 @@ class DecodeError(InputError):
     """A media file that cannot be decoded as asked: names the file and the problem."""
 
 
+#: Errors a decoder or converter may raise on damaged data that are not yet a DecodeError.
+DECODER_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError)
+
+
+def describe_error(err: BaseException) -> str:
+    """A failure reason for an error of :data:`DECODER_ERRORS` (or a DecodeError)."""
+    if isinstance(err, InputError):
+        return err.problem
+    return f"{type(err).__name__}: {err}"
+
+
 @contextlib.contextmanager
 def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
     """Open a media file for reading; turn every failure into a :class:`DecodeError`."""

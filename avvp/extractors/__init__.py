@@ -46,7 +46,7 @@ def extractor_class(name: str) -> type:
 
 
 def create_extractor(role_settings: Mapping, role: str | None = None, device="cpu",
-                     missing_audio: str = "error") -> Extractor:
+                     **options) -> Extractor:
     """Build the extractor a role's settings describe.
 
     Args:
@@ -55,7 +55,9 @@ def create_extractor(role_settings: Mapping, role: str | None = None, device="cp
         role: ``audio``, ``frame`` or ``clip``; when given, the extractor must serve that role and
             a missing ``extractor`` key means the role's default.
         device: a torch device (or its name).
-        missing_audio: ``error`` or ``silence`` for clips without an audio stream.
+        options: ``missing_audio`` (``error`` or ``silence`` for clips without an audio stream),
+            ``audio_tolerance`` (s) and ``engine`` (``jit`` or ``eager``), see
+            :class:`~avvp.extractors.base.Extractor`.
     """
     settings = dict(role_settings)
     name = settings.get("extractor") or (DEFAULT_EXTRACTORS.get(role) if role else None)
@@ -66,7 +68,7 @@ def create_extractor(role_settings: Mapping, role: str | None = None, device="cp
     if role is not None and cls.role != role:
         raise ConfigError(f"features.{role}.extractor: {name!r} extracts {cls.role} features, "
                           f"not {role}")
-    return cls(settings, device=device, missing_audio=missing_audio)
+    return cls(settings, device=device, **options)
 
 
 # Importing the modules registers their extractors.

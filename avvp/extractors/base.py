@@ -1,10 +1,13 @@
-"""The shared shape of every extractor: decode one clip into model input units, run a batch.
+"""The shared shape of every extractor: decoded streams → model input units → a batch's features.
 
 An extractor turns one clip into ``units``: a CPU tensor whose first axis holds the items the model
-sees one by one (VGGish examples, frames, 8-frame clips). The runner (:mod:`avvp.extract`) decodes
-clips in background threads with :meth:`Extractor.load`, batches units across videos, and calls
-:meth:`Extractor.forward`, which returns one D-dimensional row per unit. A video's rows, in order,
-are its (T_r, D) features.
+sees one by one (VGGish examples, frames, 8-frame clips). It says which stream it needs
+(:meth:`Extractor.request`: the audio at 16 kHz, or 8T frames at 8 fps), so one decode of a clip
+(:func:`avvp.decoding.decode_streams`) can serve the three roles; :meth:`Extractor.units_from`
+turns the decoded streams into units and :meth:`Extractor.load` does both for one clip. The runner
+(:mod:`avvp.extract`) batches units across videos and calls :meth:`Extractor.forward`, which
+returns one D-dimensional row per unit (the network runs through :class:`~.engine.Engine`). A
+video's rows, in order, are its (T_r, D) features.
 """
 
 from __future__ import annotations
@@ -13,21 +16,35 @@ import json
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import __version__
+from ..errors import InputError
 from ..settings import merge_settings
 from ..weights import load_into, resolve_weights, seeded
+from .engine import Engine, check_engine
+
+if TYPE_CHECKING:
+    from ..decoding import Streams
 
 #: ImageNet and Kinetics-400 normalisation (official.md §b.4, §b.5).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+#: Keys every extractor's settings have (besides its own ``defaults``).
+COMMON_DEFAULTS = {"precision": "fp32"}
+
+#: Default ``audio_tolerance``: how much of a window (s) an audio stream may leave uncovered; the
+#: gap is filled with silence and recorded, a longer one is a failure.
+AUDIO_TOLERANCE_S = 2.0
+#: Audio padding (s) below this is codec rounding: recorded (``padded_s``) but not warned about.
+AUDIO_PAD_NOTE_S = 0.05
 
 
 def whole_seconds(duration: float) -> int:
@@ -36,32 +53,49 @@ def whole_seconds(duration: float) -> int:
 
 
 class Extractor(ABC):
-    """Base class: settings, weights, device placement and the batched forward pass.
+    """Base class: settings, weights, device placement, decoding requests and the batched forward.
 
-    Subclasses set ``role``, ``defaults`` (their config keys), optionally ``default_weights_url``
-    (what ``weights: pretrained`` means) and implement :meth:`build_model` and :meth:`load`.
+    Subclasses set ``role``, ``stream`` (``audio`` or ``video``), ``defaults`` (their config keys),
+    optionally ``default_weights_url`` (what ``weights: pretrained`` means) and ``input_ndim``, and
+    implement :meth:`build_model` and :meth:`units_from`.
+
+    Args:
+        settings: the role section (``extractor``, the extractor's keys, ``precision``).
+        device: a torch device (or its name).
+        missing_audio: ``error`` or ``silence`` for clips without an audio stream.
+        audio_tolerance: seconds of a window the audio may leave uncovered (padded with silence).
+        engine: ``jit`` or ``eager`` (see :mod:`avvp.extractors.engine`).
+        batch_size: units per forward pass (``jit`` pads every batch to it).
 
     Attributes:
         settings: the role settings merged over ``defaults``.
-        model: the network in eval mode on ``device``.
+        model: the plain network in eval mode on ``device``.
+        engine: what runs it (:class:`~.engine.Engine`).
         dim: the feature size D.
         weights_identity: sha256 of the weight file or ``random:<seed>``.
     """
 
     role: ClassVar[str] = ""
+    stream: ClassVar[str] = "video"
     names: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict] = {}
     default_weights_url: ClassVar[str | None] = None
     #: Model input units per second of clip (8 for frames, 1 for VGGish examples and clips).
     units_per_second: ClassVar[int] = 1
-    #: Convert 4-D (5-D) inputs and the model to channels-last memory layout.
-    channels_last: ClassVar[bool] = False
+    #: Dimensions of one batch of model input (4: images, 5: videos; channels-last layout).
+    input_ndim: ClassVar[int] = 4
+    #: What is decoded: audio at ``sample_rate`` (Hz), or frames at ``fps`` (``ffmpeg -r``).
+    sample_rate: ClassVar[int] = 16000
+    fps: ClassVar[int] = 8
 
     def __init__(self, settings: Mapping, device: str | torch.device = "cpu",
-                 missing_audio: str = "error"):
-        self.settings = merge_settings(self.defaults, settings, where=f"features.{self.role}")
+                 missing_audio: str = "error", audio_tolerance: float = AUDIO_TOLERANCE_S,
+                 engine: str = "jit", batch_size: int | None = None):
+        self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
+        check_engine(engine, self.settings["precision"], f"features.{self.role}")
         self.device = torch.device(device)
         self.missing_audio = missing_audio
+        self.audio_tolerance = float(audio_tolerance)
         self.dim = 0
         self.head_prefixes: tuple[str, ...] = ()
         weights = resolve_weights(self.settings.get("weights"), self.settings.get("seed", 0),
@@ -73,8 +107,13 @@ class Extractor(ABC):
         self.weights_identity = weights.identity
         model.eval().requires_grad_(False)
         self.model = model.to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=self._memory_format(5 if self.role == "clip" else 4))
+        self.engine = Engine(self.model, self.device, self.settings["precision"], engine, self.input_ndim,
+                             batch_size)
+
+    @classmethod
+    def all_defaults(cls) -> dict:
+        """Every setting key of this extractor with its default."""
+        return {**cls.defaults, **COMMON_DEFAULTS}
 
     # -- to implement -----------------------------------------------------------------------
     @abstractmethod
@@ -83,15 +122,12 @@ class Extractor(ABC):
         (state-dict prefixes of a classifier that weight files may hold and that is not used)."""
 
     @abstractmethod
-    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
-        """Decode ``[start, start + duration)`` of one clip into CPU model units (first axis: units).
-
-        ``start`` is 0 for clips already cut to their window (the demo's, the official download's)
-        and the window start for full source videos (``avvp download``).
+    def units_from(self, streams: Streams, path: str | Path, duration: float) -> torch.Tensor:
+        """The CPU model units (first axis: units) of one clip from its decoded streams.
 
         Raises:
-            avvp.errors.InputError: (incl. DecodeError) the clip cannot be used; the runner
-                records it as a failure.
+            avvp.errors.InputError: (incl. DecodeError) the stream this extractor needs could not
+                be decoded or gives too few units; the runner records it as this role's failure.
         """
 
     def weights_url(self) -> str | None:
@@ -115,26 +151,55 @@ class Extractor(ABC):
         """How many units (and output rows) one clip of ``duration`` seconds gives."""
         return self.segments(duration) * self.units_per_second
 
-    @staticmethod
-    def _memory_format(ndim: int) -> torch.memory_format:
-        return torch.channels_last_3d if ndim == 5 else torch.channels_last
+    def request(self, duration: float) -> dict:
+        """What :func:`avvp.decoding.decode_streams` must decode for a window of ``duration`` s
+        (its keyword arguments)."""
+        if self.stream == "audio":
+            return {"audio": True, "video": False, "sample_rate": self.sample_rate,
+                    "missing": self.missing_audio, "audio_tolerance": self.audio_tolerance}
+        return {"audio": False, "video": True, "fps": float(self.fps),
+                "n_frames": self.segments(duration) * self.fps}
+
+    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
+        """Decode ``[start, start + duration)`` of one clip into its CPU model units.
+
+        ``start`` is 0 for clips already cut to their window (the demo's, the official download's)
+        and the window start for full source videos (``avvp download``).
+
+        Raises:
+            avvp.errors.InputError: (incl. DecodeError) the clip cannot be used.
+        """
+        from ..decoding import decode_streams
+
+        if self.units(duration) <= 0:
+            raise InputError(path, f"window of {duration:g} s holds no whole second")
+        streams = decode_streams(path, start, start + duration, **self.request(duration))
+        return self.checked_units(streams, path, duration)
+
+    def checked_units(self, streams: Streams, path: str | Path, duration: float) -> torch.Tensor:
+        """:meth:`units_from`, checked to give exactly :meth:`units` units."""
+        units = self.units_from(streams, path, duration)
+        need = self.units(duration)
+        if len(units) != need:
+            raise InputError(path, f"decoded {len(units)} {self.role} model inputs, expected {need}")
+        return units
 
     def forward(self, units: torch.Tensor) -> np.ndarray:
         """Run one batch of units through the model; returns (B, D) float32 on the CPU."""
         with torch.inference_mode():
             x = self.prepare(units.to(self.device, non_blocking=True))
-            if self.channels_last and x.dim() in (4, 5):
-                x = x.contiguous(memory_format=self._memory_format(x.dim()))
-            y = self.postprocess(self.model(x).flatten(1))
+            y = self.postprocess(self.engine(x).flatten(1))
             return y.float().cpu().numpy()
 
     def describe(self) -> dict[str, str]:
         """Feature-store attributes: role, extractor, settings (JSON), weights, avvp version.
 
-        The audio settings also record ``missing_audio`` (it changes what is stored)."""
+        The audio settings also record ``missing_audio`` and ``audio_tolerance`` (they change
+        what is stored)."""
         settings = dict(self.settings)
         if self.role == "audio":
             settings["missing_audio"] = self.missing_audio
+            settings["audio_tolerance"] = self.audio_tolerance
         return {
             "role": self.role,
             "extractor": str(self.settings["extractor"]),
@@ -145,7 +210,20 @@ class Extractor(ABC):
 
 
 def normaliser(mean, std, ndim: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std tensors shaped to broadcast over (B, 3, H, W) or (B, 3, T, H, W) on ``device``."""
+    """Scale and shift that turn uint8 pixel values v into (v / 255 − mean) / std as
+    ``v · scale − shift``, shaped to broadcast over (B, 3, H, W) or (B, 3, T, H, W) on ``device``."""
     shape = (1, 3) + (1,) * (ndim - 2)
-    return (torch.tensor(mean, dtype=torch.float32, device=device).view(shape),
-            torch.tensor(std, dtype=torch.float32, device=device).view(shape))
+    mean = torch.tensor(mean, dtype=torch.float64)
+    std = torch.tensor(std, dtype=torch.float64)
+    scale, shift = 1.0 / (255.0 * std), mean / std
+    return (scale.to(torch.float32).view(shape).to(device), shift.to(torch.float32).view(shape).to(device))
+
+
+def normalise_pixels(units: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, ...) pixels → normalised float32 in channels-last layout (one conversion
+    pass, then the affine map in place)."""
+    from .engine import memory_format
+
+    x = units.to(torch.float32, memory_format=memory_format(units.dim()))
+    return x.mul_(scale).sub_(shift)
+

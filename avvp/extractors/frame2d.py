@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from . import register_extractor
-from .base import IMAGENET_MEAN, IMAGENET_STD, Extractor, normaliser
+from .base import IMAGENET_MEAN, IMAGENET_STD, Extractor, normalise_pixels, normaliser
 
 FPS = 8
 
@@ -33,24 +33,27 @@ def _torchvision_names() -> set[str]:
 
 
 def resolve_backbone(name: str) -> tuple[str, str]:
-    """(library, model name) for a backbone name; raises ConfigError for an unknown one."""
-    import timm
+    """(library, model name) for a backbone name; raises ConfigError for an unknown one.
 
+    timm is imported only for a name that is not a torchvision model (it takes a second)."""
     if name.startswith("tv:"):
         lib, bare = "torchvision", name[3:]
     elif name.startswith("timm:"):
         lib, bare = "timm", name[5:]
     elif name in _torchvision_names():
-        lib, bare = "torchvision", name
-    elif timm.is_model(name):
-        lib, bare = "timm", name
+        return "torchvision", name
     else:
-        raise ConfigError(f"features.frame.backbone: {name!r} is neither a torchvision nor a "
-                          "timm model")
-    if lib == "torchvision" and bare not in _torchvision_names():
-        raise ConfigError(f"features.frame.backbone: no torchvision classification model {bare!r}")
-    if lib == "timm" and not timm.is_model(bare):
-        raise ConfigError(f"features.frame.backbone: no timm model {bare!r}")
+        lib, bare = "timm", name
+    if lib == "torchvision":
+        if bare not in _torchvision_names():
+            raise ConfigError(f"features.frame.backbone: no torchvision classification model {bare!r}")
+        return lib, bare
+    import timm
+
+    if not timm.is_model(bare):
+        if name.startswith("timm:"):
+            raise ConfigError(f"features.frame.backbone: no timm model {bare!r}")
+        raise ConfigError(f"features.frame.backbone: {name!r} is neither a torchvision nor a timm model")
     return lib, bare
 
 
@@ -97,11 +100,10 @@ class Frame2DExtractor(Extractor):
     defaults = {"extractor": "resnet152", "backbone": "resnet152", "weights": "none", "seed": 0,
                 "size": 256, "crop": 224}
     units_per_second = FPS
-    channels_last = True
 
-    def __init__(self, settings, device="cpu", missing_audio="error"):
+    def __init__(self, settings, device="cpu", **options):
         self._lib, self._name = resolve_backbone(dict(settings).get("backbone", self.defaults["backbone"]))
-        super().__init__(settings, device, missing_audio)
+        super().__init__(settings, device, **options)
         if self.settings["crop"] is not None and self.settings["crop"] > self.settings["size"]:
             raise ConfigError(f"features.frame: crop {self.settings['crop']} is larger than "
                               f"size {self.settings['size']}")
@@ -109,7 +111,7 @@ class Frame2DExtractor(Extractor):
         if self._lib == "timm":
             cfg = self.model.pretrained_cfg
             mean, std = tuple(cfg.get("mean", mean)), tuple(cfg.get("std", std))
-        self._mean, self._std = normaliser(mean, std, 4, self.device)
+        self._scale, self._shift = normaliser(mean, std, 4, self.device)
 
     def weights_url(self) -> str | None:
         if self._lib == "torchvision":
@@ -140,19 +142,9 @@ class Frame2DExtractor(Extractor):
         self.head_prefixes = tuple(f"{h}." for h in ((head,) if isinstance(head, str) else head))
         return model
 
-    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
-        frames = decode_units(path, duration, self.units(duration), start)
+    def units_from(self, streams, path: str | Path, duration: float) -> torch.Tensor:
+        frames = torch.from_numpy(streams.need_frames().frames)
         return crop_frames(frames, self.settings["size"], self.settings["crop"])
 
     def prepare(self, units: torch.Tensor) -> torch.Tensor:
-        return (units.float().div_(255.0) - self._mean) / self._std
-
-
-def decode_units(path: str | Path, duration: float, n_frames: int, start: float = 0.0) -> torch.Tensor:
-    """``n_frames`` frames (N, H, W, 3) uint8 sampled from ``[start, start + duration)`` at 8 fps."""
-    from ..decoding import decode_frames
-
-    if n_frames <= 0:
-        raise InputError(path, f"window of {duration:g} s holds no whole second")
-    frames = decode_frames(path, start, start + duration, fps=float(FPS), n_frames=n_frames)
-    return torch.from_numpy(frames.frames)
+        return normalise_pixels(units, self._scale, self._shift)

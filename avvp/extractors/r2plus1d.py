@@ -16,8 +16,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import register_extractor
-from .base import KINETICS_MEAN, KINETICS_STD, Extractor, normaliser
-from .frame2d import FPS, decode_units, strip_classifier
+from .base import KINETICS_MEAN, KINETICS_STD, Extractor, normalise_pixels, normaliser
+from .frame2d import FPS, strip_classifier
 
 VIDEO_BACKBONES = ("r2plus1d_18", "r3d_18", "mc3_18")
 
@@ -40,14 +40,15 @@ class R2Plus1DExtractor(Extractor):
     role = "clip"
     defaults = {"extractor": "r2plus1d_18", "backbone": "r2plus1d_18", "weights": "none",
                 "seed": 0, "size": 112}
+    input_ndim = 5
 
-    def __init__(self, settings, device="cpu", missing_audio="error"):
+    def __init__(self, settings, device="cpu", **options):
         backbone = dict(settings).get("backbone", self.defaults["backbone"])
         if backbone not in VIDEO_BACKBONES:
             raise ConfigError(f"features.clip.backbone: {backbone!r} is not one of "
                               f"{', '.join(VIDEO_BACKBONES)}")
-        super().__init__(settings, device, missing_audio)
-        self._mean, self._std = normaliser(KINETICS_MEAN, KINETICS_STD, 5, self.device)
+        super().__init__(settings, device, **options)
+        self._scale, self._shift = normaliser(KINETICS_MEAN, KINETICS_STD, 5, self.device)
 
     def weights_url(self) -> str | None:
         import torchvision
@@ -61,9 +62,9 @@ class R2Plus1DExtractor(Extractor):
         self.dim, self.head_prefixes = strip_classifier(model, self.settings["backbone"])
         return model
 
-    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
-        frames = decode_units(path, duration, self.units(duration) * FPS, start)
+    def units_from(self, streams, path: str | Path, duration: float) -> torch.Tensor:
+        frames = torch.from_numpy(streams.need_frames().frames)
         return squash_clips(frames, self.settings["size"])
 
     def prepare(self, units: torch.Tensor) -> torch.Tensor:
-        return (units.float().div_(255.0) - self._mean) / self._std
+        return normalise_pixels(units, self._scale, self._shift)

@@ -169,9 +169,11 @@ class VGGishExtractor(Extractor):
     defaults = {"extractor": "vggish", "weights": "none", "seed": 0, "pca": False,
                 "pca_params": "pretrained"}
     default_weights_url = VGGISH_URL
+    stream = "audio"
+    sample_rate = SAMPLE_RATE
 
-    def __init__(self, settings, device="cpu", missing_audio="error"):
-        super().__init__(settings, device, missing_audio)
+    def __init__(self, settings, device="cpu", **options):
+        super().__init__(settings, device, **options)
         self._pca = None
         if self.settings["pca"]:
             vectors, means, identity = load_pca(self.settings["pca_params"])
@@ -183,11 +185,8 @@ class VGGishExtractor(Extractor):
         self.dim = 128
         return VGGish()
 
-    def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
-        from ..decoding import decode_audio
-
-        audio = decode_audio(path, start, start + duration, sample_rate=SAMPLE_RATE, missing=self.missing_audio)
-        units = examples(audio.samples)
+    def units_from(self, streams, path: str | Path, duration: float) -> torch.Tensor:
+        units = examples(streams.need_audio().samples)
         need = self.units(duration)
         if len(units) < need:
             raise InputError(path, f"audio gives {len(units)} VGGish examples, need {need}")

@@ -32,19 +32,28 @@ if feature_config("official"):
 else:
 
     rule extract:
-        """Extract one role's features for one shard of the manifest (resumable)."""
+        """Extract the three roles' features for one shard of the manifest, decoding each clip
+        once (resumable). The outputs are updated in place: a role whose shard store was made
+        from the same clips with the same settings and weights is kept, so a change of one
+        role's settings recomputes that role alone."""
         input:
             manifest=out("manifest.parquet"),
             clips=clip_lists(),
         output:
-            store=out("features/shards/{role}/{shard}.h5"),
-            failures=out("features/failures/{role}_{shard}.parquet"),
+            stores=update(
+                expand(out("features/shards/{role}/{{shard}}.h5"), role=FEATURE_ROLES)
+            ),
+            failures=update(
+                expand(
+                    out("features/failures/{role}_{{shard}}.parquet"),
+                    role=FEATURE_ROLES,
+                )
+            ),
         log:
-            out("logs/features/extract_{role}_{shard}.log"),
+            out("logs/features/extract_{shard}.log"),
         benchmark:
-            out("benchmarks/extract/{role}_{shard}.tsv")
+            out("benchmarks/extract/{shard}.tsv")
         wildcard_constraints:
-            role="audio|frame|clip",
             shard=r"\d+",
         conda:
             "../../envs/avvp.yaml"
@@ -52,10 +61,16 @@ else:
         params:
             settings=settings_json("features"),
             shards=feature_config("shards", 1),
+            stores=lambda wildcards: out(
+                f"features/shards/{{role}}/{wildcards.shard}.h5"
+            ),
+            failures=lambda wildcards: out(
+                f"features/failures/{{role}}_{wildcards.shard}.parquet"
+            ),
         shell:
-            "avvp extract --manifest {input.manifest} --role {wildcards.role}"
+            "avvp extract --manifest {input.manifest} --role all"
             " --settings '{params.settings}' --shard {wildcards.shard} --shards {params.shards}"
-            " --out {output.store} --failures {output.failures} --threads {threads}"
+            " --out '{params.stores}' --failures '{params.failures}' --threads {threads}"
             " > {log} 2>&1"
 
     rule merge_features:
