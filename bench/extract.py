@@ -102,6 +102,39 @@ def gflop_per_unit(features: dict) -> dict[str, float]:
     return out
 
 
+#: The hardware limit the forward passes are set against: a large matrix product in the run's
+#: precision, in a fresh process with the benchmark's threads (best of five).
+RATE_PROBE = """
+import sys, time, torch
+device, dtype, threads = sys.argv[1], getattr(torch, sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+n = 2048
+a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+best = float("inf")
+for _ in range(6):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(4):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    best = min(best, (time.perf_counter() - start) / 4)
+print(2 * n ** 3 / best / 1e9)
+"""
+
+
+def matmul_rate(precision: str, threads: int, device: str) -> float:
+    """GFLOP/s of a 2048-square matrix product in ``precision`` on ``device`` (the hardware limit
+    the benchmark reports its share of)."""
+    dtype = {"fp32": "float32", "bf16": "bfloat16"}[precision]
+    proc = subprocess.run([sys.executable, "-c", RATE_PROBE, device, dtype, str(threads)],
+                          capture_output=True, text=True, env=_env(threads))
+    if proc.returncode != 0:
+        raise SystemExit(f"the matrix-product probe failed:\n{proc.stderr[-2000:]}")
+    return float(proc.stdout.split()[-1])
+
+
 def run_official(videos: Path, work: Path, threads: int, device: str, settings: dict) -> dict:
     """The official steps, one process each, with the networks and sizes of ``settings`` (the
     official ones by default); returns wall and forward seconds per step."""
@@ -273,7 +306,8 @@ def _bench(args, root: Path, official: bool) -> int:
     # The compile passes (one batch per role, timed as compiling) are left out of the pure forward
     # time; scale it up to all the work, so that it is the forward time of every input.
     compiled = sum(per_unit[r] * batches[r] for r in ROLES) / total_gflop
-    _report(results, len(paths), total_gflop, cuda, root, args.precision, compiled)
+    limits = {p: matmul_rate(p, args.threads, args.device) for p in args.precision}
+    _report(results, len(paths), total_gflop, cuda, root, args.precision, compiled, limits)
     if official and args.seconds == 10:  # the official procedure always takes 80 frames
         for precision in args.precision:
             diff = official_difference(root / "official", root / f"avvp_{precision}", paths, ids)
@@ -283,7 +317,7 @@ def _bench(args, root: Path, official: bool) -> int:
 
 
 def _report(results: dict, n: int, total_gflop: float, cuda: bool, root: Path, precisions: list[str],
-            compiled: float) -> None:
+            compiled: float, limits: dict[str, float]) -> None:
     mean = {v: {k: float(np.mean([r[k] for r in rs])) for k in rs[0] if k != "steps"} for v, rs in results.items()}
     print("\nper clip (mean over rounds), whole processes:")
     base = mean.get("official")
@@ -291,7 +325,9 @@ def _report(results: dict, n: int, total_gflop: float, cuda: bool, root: Path, p
         steps = {s: np.mean([r["steps"][s]["wall"] for r in results["official"]]) / n for s in OFFICIAL_STEPS}
         print(f"  official   {base['wall'] / n:6.2f} s   (" + ", ".join(f"{s} {t:.2f}" for s, t in steps.items())
               + f"; forward passes {base['forward'] / n:.2f} s, {total_gflop / base['forward']:.0f} GFLOP/s; "
-              f"CPU time {base['cpu'] / n:.2f} s)")
+              f"CPU time {base['cpu'] / n:.2f} s)"
+              + (f"; {100 * total_gflop / base['forward'] / limits['fp32']:.0f}% of the fp32 matrix-product rate"
+                 if "fp32" in limits else ""))
     for variant, m in mean.items():
         if variant == "official":
             continue
@@ -300,7 +336,9 @@ def _report(results: dict, n: int, total_gflop: float, cuda: bool, root: Path, p
                 f"{pure / n:.2f} s, compiling {m['compile']:.1f} s per run, waiting for input "
                 f"{100 * m['wait'] / m['job']:.0f}% of the job); wall / pure forward {m['wall'] / pure:.2f}, "
                 f"{total_gflop / pure:.0f} GFLOP/s in the forward passes, {total_gflop / m['wall']:.0f} overall")
-        line += f"; CPU time {m['cpu'] / n:.2f} s"
+        limit = limits[variant.split()[1]]
+        line += (f"; {100 * total_gflop / pure / limit:.0f}% of this machine's {variant.split()[1]} "
+                 f"matrix-product rate ({limit:.0f} GFLOP/s); CPU time {m['cpu'] / n:.2f} s")
         if base is not None:
             line += (f"; official / avvp = {base['wall'] / m['wall']:.2f}x "
                      f"(CPU time: {base['cpu'] / m['cpu']:.2f}x)")

@@ -72,6 +72,8 @@ def test_extract_bench_compares_avvp_with_the_official_procedure(tmp_path):
     assert len(ratios) == 2 and all(float(r) > 0 for r in ratios), out
     assert all(float(v) >= 1.0 for v in re.findall(r"wall / pure forward ([\d.]+)", out)), out
     assert len(re.findall(r"(\d+) GFLOP/s in the forward passes", out)) == 2, out
+    shares = re.findall(r"(\d+)% of this machine's (fp32|bf16) matrix-product rate \(([\d.]+) GFLOP/s\)", out)
+    assert sorted(p for _, p, _ in shares) == ["bf16", "fp32"] and all(float(r) > 0 for *_, r in shares), out
     bf16 = dict(re.findall(r"(audio|frame|clip) ([\d.e+-]+)", out.split("bf16 against fp32 features")[1].split("\n")[0]))
     assert set(bf16) == {"audio", "frame", "clip"} and all(1e-5 < float(v) < 0.1 for v in bf16.values()), out
     line = out.split("avvp fp32 against the official procedure's features")[1].split("\n")[0]
