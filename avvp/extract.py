@@ -35,6 +35,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -51,7 +52,7 @@ from .download import clip_window
 from .errors import ConfigError, InputError
 from .extractors import create_extractor
 from .extractors.base import AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
-from .extractors.engine import ENGINES
+from .extractors.engine import check_engine
 from .extractors.joint import ClipDecoder, RoleUnits
 from .feature_store import FAILURE_COLUMNS, ROLES, PartialFile, read_attrs, read_ids, store_writer
 from .prefetch import MODES, prefetch
@@ -99,8 +100,7 @@ def feature_settings(given: str | Mapping | None) -> dict:
     if settings["missing_audio"] not in ("error", "silence"):
         raise ConfigError(f"features.missing_audio must be error or silence, "
                           f"got {settings['missing_audio']!r}")
-    if settings["engine"] not in ENGINES:
-        raise ConfigError(f"features.engine must be one of {', '.join(ENGINES)}, got {settings['engine']!r}")
+    check_engine(settings["engine"], "features")
     return settings
 
 
@@ -440,10 +440,7 @@ def _write_final(role: _Role, ids: list[str]) -> tuple[list[str], tuple]:
         return [], (0, 0, dim)
     with role.partial.reader() as videos:
         shapes = {vid: videos[vid].shape for vid in ids}
-        counts: dict[tuple, int] = {}
-        for s in shapes.values():
-            counts[s] = counts.get(s, 0) + 1
-        common = max(counts, key=lambda s: (counts[s], -list(shapes.values()).index(s)))
+        common = Counter(shapes.values()).most_common(1)[0][0]  # ties: the shape seen first
         for vid in ids:
             if shapes[vid] != common:
                 role.fail(vid, "store", f"features of shape {shapes[vid]}, the other videos of the shard "

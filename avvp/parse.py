@@ -51,7 +51,7 @@ from .classes import LLP_CLASSES
 from .errors import ConfigError, InputError
 from .decoding.media import DECODER_ERRORS
 from .extractors.base import AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
-from .extractors.engine import ENGINES
+from .extractors.engine import check_engine
 from .metrics import GATES, binarize
 from .paths import child
 from .settings import merge_settings
@@ -92,8 +92,7 @@ def parse_settings_defaults(given: Mapping | None = None) -> dict:
     if isinstance(s["audio_tolerance"], bool) or not isinstance(s["audio_tolerance"], (int, float)) \
             or s["audio_tolerance"] < 0:
         raise ConfigError(f"parse.audio_tolerance = {s['audio_tolerance']!r} must be a number >= 0")
-    if s["engine"] not in ENGINES:
-        raise ConfigError(f"parse.engine must be one of {', '.join(ENGINES)}, got {s['engine']!r}")
+    check_engine(s["engine"], "parse")
     return s
 
 

@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import InputError
 from ..settings import merge_settings
 from ..weights import load_into, resolve_weights, seeded
-from .engine import Engine, check_engine
+from .engine import Engine, check_engine, check_precision
 
 if TYPE_CHECKING:
     from ..decoding import Streams
@@ -92,7 +92,8 @@ class Extractor(ABC):
                  missing_audio: str = "error", audio_tolerance: float = AUDIO_TOLERANCE_S,
                  engine: str = "jit", batch_size: int | None = None):
         self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
-        check_engine(engine, self.settings["precision"], f"features.{self.role}")
+        check_engine(engine, f"features.{self.role}")
+        check_precision(self.settings["precision"], f"features.{self.role}")
         self.device = torch.device(device)
         self.missing_audio = missing_audio
         self.audio_tolerance = float(audio_tolerance)

@@ -36,20 +36,25 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..precision import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-#: ``features.engine`` and ``features.<role>.precision`` values.
+#: ``features.engine`` (and ``parse.engine``) values; ``features.<role>.precision`` takes
+#: :data:`avvp.precision.PRECISIONS`.
 ENGINES = ("jit", "eager")
-PRECISIONS = ("fp32", "bf16")
 
 _TRACE_ERRORS = (RuntimeError, TypeError, ValueError, AssertionError, torch.jit.Error)
 
 
-def check_engine(engine: str, precision: str, where: str = "features") -> None:
-    """Raise ConfigError for an unknown engine or precision."""
+def check_engine(engine: str, where: str = "features") -> None:
+    """Raise ConfigError for an unknown ``<where>.engine``."""
     if engine not in ENGINES:
         raise ConfigError(f"{where}.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def check_precision(precision: str, where: str = "features") -> None:
+    """Raise ConfigError for an unknown ``<where>.precision``."""
     if precision not in PRECISIONS:
         raise ConfigError(f"{where}.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
@@ -86,7 +91,8 @@ class Engine:
 
     def __init__(self, model: nn.Module, device: torch.device, precision: str = "fp32",
                  engine: str = "jit", input_ndim: int = 4, batch_size: int | None = None):
-        check_engine(engine, precision)
+        check_engine(engine)
+        check_precision(precision)
         self.device = torch.device(device)
         self.precision = precision
         self.format = memory_format(input_ndim)
