@@ -1,0 +1,6 @@
+"""Modality-independent teachers (VALOR): CLIP for what is visible, CLAP for what is audible.
+
+The teachers turn raw video into segment-level pseudo labels per modality. ``labels`` holds the
+pseudo-label store that every producer (the teachers, VALOR's release, the demo's stand-in) writes
+and every consumer (training, scoring) reads.
+"""
