@@ -1,4 +1,4 @@
-"""Import the official pre-extracted LLP features into the feature store (official.md §b).
+"""Import the official pre-extracted LLP features into the feature store.
 
 The official release is a "feats" folder holding ``vggish/``, ``res152/`` and ``r2plus1d_18/``,
 one ``<11-character YouTube id>.npy`` per video of shape (10, 128), (80, 2048) and (10, 512),
