@@ -27,7 +27,7 @@ A role whose files all fail stops the import with an error that gives the common
 (a wrong layout, not a few bad files). VGGish float32 files whose values are all integers in
 0..255 look PCA-quantised; they are imported and reported. Videos of the val and test splits
 without features are named in the log: training and evaluation stop on them unless
-``evaluate.allow_missing`` is set (README, "Official features").
+``evaluate.allow_missing`` is set (docs/guide/import.md).
 """
 
 from __future__ import annotations
