@@ -106,3 +106,52 @@ def test_no_docstring_cites_the_specification_files():
                 if spec_citations(line):
                     found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def mentioned_paths(text: str) -> set[str]:
+    """Repository paths in code spans (``avvp/train.py``, ``workflow/rules/``), placeholders left out."""
+    spans = re.findall(r"`((?:avvp|bench|workflow|config|envs|ci|tests|docs|\.ci)/[A-Za-z0-9_./-]*)`",
+                       text)
+    return {s for s in spans if "<" not in s}
+
+
+def mentioned_modules(text: str) -> set[str]:
+    """Dotted names in code spans that start at the package (``avvp.refine.METHODS``)."""
+    return set(re.findall(r"`(avvp(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`", text))
+
+
+def module_prefix_exists(name: str) -> bool:
+    """``avvp.<module>`` at least is a module or package of the tree (attributes are not checked)."""
+    parts = name.split(".")
+    here = ROOT / parts[0]
+    found = 0
+    for part in parts[1:]:
+        if (here / part).is_dir():
+            here = here / part
+        elif (here / f"{part}.py").is_file():
+            found += 1
+            break
+        else:
+            break
+        found += 1
+    return found >= 1
+
+
+def test_docs_name_only_paths_and_modules_that_exist():
+    """The pages describe the current tree: every file path and module they name is there."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    missing = []
+    for page in pages:
+        text = page.read_text()
+        missing += [f"{page.name}: {p}" for p in sorted(mentioned_paths(text))
+                    if not (ROOT / p).exists()]
+        missing += [f"{page.name}: {m}" for m in sorted(mentioned_modules(text))
+                    if not module_prefix_exists(m)]
+    assert not missing, "\n".join(missing)
+
+
+def test_path_and_module_checks_can_fail():
+    assert mentioned_paths("see `avvp/no_such_module.py` and `clips/<id>.mp4`") == {
+        "avvp/no_such_module.py"}
+    assert module_prefix_exists("avvp.refine.METHODS")
+    assert not module_prefix_exists("avvp.no_such_module.f")
