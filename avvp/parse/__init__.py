@@ -1,0 +1,58 @@
+"""Parse any video into audio, visual and audio-visual events with a trained HAN / MA model.
+
+How a video becomes events:
+
+1. **Segments.** The video is cut into whole 1-second segments from its start: a video of
+   duration d gives T = floor(d + 0.1) segments (23.4 s → 23; 9.95 s → 10, see
+   :data:`SEGMENT_TOLERANCE_S`), and the **tail** shorter than a second (0.4 s here) is left out
+   and reported (``tail_s``). HAN has no positional encoding, so any T ≥ 1 works; a video shorter
+   than 0.9 s is an error. The duration is the video stream's; when the audio stream covers less
+   of a window (it ends earlier, starts later or has gaps), up to ``audio_tolerance`` seconds per
+   window (default 2) are padded with silence and reported as a warning (``warnings`` in
+   ``events.json``, the summary); more is an error naming the file.
+2. **Features.** The same extractors as in training (settings and weight identity taken from the
+   model file, see :func:`load_parser`) give audio (T, Da), frame (8T, Df) and clip (T, Dc)
+   features. They are decoded and embedded in windows of ``window`` seconds (default 10, the
+   LLP clip length), so memory does not grow with the video and every window's features are laid
+   out as in training: VGGish's 0.96-s examples restart at each window, so audio row t is at most
+   0.4 s from second t, as in the LLP features (one pass over a 10-minute video would put the
+   last row 24 s early). Each window is decoded once for the three roles
+   (:class:`avvp.extractors.joint.ClipDecoder`). A file without an audio stream is parsed with
+   silence in its place, and the output says so; a file without a video stream is an error naming
+   it.
+3. **Binarisation**, as in the evaluation (:func:`avvp.metrics.binarize`): segment t of class c is
+   audio-positive when P_audio[t, c] ≥ threshold and the video-level gate passes (gate ``ma``,
+   the default: the class's audio probability ``a_prob`` ≥ threshold; gate ``han``: the global
+   probability); likewise visual. Audio-visual = audio AND visual.
+4. **Events** are the maximal runs of consecutive positive segments per class and modality:
+   ``onset`` = first segment's start, ``offset`` = last segment's end (seconds from the start of the
+   file). ``confidence`` is the mean frame probability of that modality over the run; for an
+   audio-visual event it is the mean over the run of min(P_audio, P_visual).
+
+Outputs per video, in ``<out>/<video file stem>/`` (``<stem>_<ext>`` when stems repeat): ``events.json`` (the events plus what was
+parsed: duration, segments, tail, gate, notes, video-level probabilities), ``events.csv`` (class,
+modality, onset, offset, confidence) and ``timeline.png``.
+
+The modules: :mod:`~avvp.parse.defaults` (the settings), :mod:`~avvp.parse.model_loading` (model
+and extractors), :mod:`~avvp.parse.windows` (segments, features window by window),
+:mod:`~avvp.parse.events` (runs into events), :mod:`~avvp.parse.one_video`,
+:mod:`~avvp.parse.output` (folders, events.json / events.csv), :mod:`~avvp.parse.timeline` (the
+picture) and :mod:`~avvp.parse.many_videos` (the summary).
+"""
+
+from .defaults import DEFAULTS, parse_command_settings
+from .events import EVENT_COLUMNS, MODALITIES, find_events
+from .many_videos import SUMMARY_COLUMNS, VIDEO_EXTENSIONS, ParseSummary, expand_videos, parse_videos
+from .model_loading import ROLES, VideoParser, load_parser
+from .one_video import ParseResult, parse_video
+from .output import output_names, write_result
+from .timeline import MODALITY_COLOURS, plot_events
+from .windows import SEGMENT_TOLERANCE_S, even_batch, extract_features, video_segments
+
+__all__ = [
+    "DEFAULTS", "EVENT_COLUMNS", "MODALITIES", "MODALITY_COLOURS", "ROLES", "SEGMENT_TOLERANCE_S",
+    "SUMMARY_COLUMNS", "VIDEO_EXTENSIONS", "ParseResult", "ParseSummary", "VideoParser", "even_batch",
+    "expand_videos", "extract_features", "find_events", "load_parser", "output_names",
+    "parse_command_settings", "parse_video", "parse_videos", "plot_events", "video_segments",
+    "write_result",
+]
