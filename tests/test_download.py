@@ -95,7 +95,7 @@ def test_rerun_resumes_and_retries_only_when_asked(server, tmp_path):
 def test_interrupted_run_leaves_no_finished_table(server, tmp_path, monkeypatch):
     """downloads.parquet (the workflow's output) appears only when a run ends; an interrupted
     run keeps its progress in downloads.partial.parquet, which the next run reads back."""
-    import avvp.download as download
+    import avvp.download.many_videos as download  # where download_videos looks up download_one
 
     template, root, _ = server
     shutil.copy(root / f"{PRESENT}.mp4", root / f"{MISSING}.mp4")
