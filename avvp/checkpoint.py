@@ -22,12 +22,14 @@ atomically.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from . import provenance
 from .atomic import atomic_path
 from .errors import InputError, MissingWeightsError
 from .model import HAN, HANConfig
@@ -192,7 +194,11 @@ def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
-    """``torch.save`` atomically."""
+    """``torch.save`` atomically; an avvp file (a dict with a ``format``) gets the current
+    provenance record (:mod:`avvp.provenance`) under the key ``provenance``."""
+    record = provenance.current()
+    if record is not None and isinstance(obj, dict) and "format" in obj and provenance.PT_KEY not in obj:
+        obj = {**obj, provenance.PT_KEY: record}
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -212,6 +218,12 @@ def _torch_load(path: str | Path) -> Any:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if blocked:
+            raise InputError(path, f"cannot read as a torch checkpoint: refused, as it asks to run code outside model weights "
+                                   f"(the Python object {blocked.group(1)}), which avvp never unpickles; "
+                                   "load only checkpoints from a source you trust, in the avvp or "
+                                   "official format") from None
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, (EOFError, OSError)) or "zip archive" in reason:
             reason = f"the file is truncated, damaged or not a torch file ({reason})"

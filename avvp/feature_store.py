@@ -151,24 +151,44 @@ def write_store(path: str | Path, video_ids: Sequence[str], features, attrs: Map
             writer.write(i, vid, feat)
 
 
-def _open(path: str | Path) -> h5py.File:
+@contextmanager
+def _open(path: str | Path) -> Iterator[h5py.File]:
+    """The open store; an unreadable file (missing, not HDF5, truncated, damaged data) is an
+    InputError that names it, also when the damage shows only while reading inside the block."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "feature store not found")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(path, f"not a readable HDF5 feature store ({exc})") from exc
-    if "video_ids" not in h5 or "features" not in h5:
-        h5.close()
-        raise InputError(path, "not a feature store (no 'video_ids' / 'features' datasets)")
-    return h5
+        raise InputError(path, f"not a readable HDF5 feature store ({_short(exc)}); it may be "
+                               "truncated or damaged: make it again") from None
+    with h5:
+        if "video_ids" not in h5 or "features" not in h5:
+            raise InputError(path, "not a feature store (no 'video_ids' / 'features' datasets)")
+        try:
+            yield h5
+        except (OSError, RuntimeError) as exc:
+            if "write" in str(exc).lower() or getattr(exc, "errno", None) is not None:
+                raise  # an output's failure (a full disk), not this store's
+            raise InputError(path, f"cannot read the feature store ({_short(exc)}); it may be "
+                                   "truncated or damaged: make it again") from None
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def read_attrs(path: str | Path) -> dict[str, str]:
     """The attributes of a store (``settings`` as JSON text)."""
     with _open(path) as h5:
         return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+
+
+def store_shape(path: str | Path) -> tuple[int, int, int]:
+    """The (N, T, D) shape of a store's features (InputError naming an unreadable file)."""
+    with _open(path) as h5:
+        return tuple(int(x) for x in h5["features"].shape)
 
 
 def read_ids(path: str | Path) -> list[str]:
