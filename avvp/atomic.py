@@ -48,7 +48,9 @@ def atomic_path(target: str | Path, suffix: str | None = None, provenance: str |
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = target.suffix if suffix is None else suffix
     mode = prov.mode_for(target) if provenance == "auto" else provenance
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    remove_orphans(target, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=f".tmp{suffix}",
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -103,6 +105,32 @@ def _detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:160]}"
 
 
+def remove_orphans(target: Path, suffix: str | None = None) -> list[Path]:
+    """Remove the temporary files of ``target`` whose writing process is gone (killed with
+    SIGKILL, or the machine stopped): their names hold the writer's process id. Temporary files
+    of live processes (a concurrent run) are kept."""
+    suffix = target.suffix if suffix is None else suffix
+    removed = []
+    prefix = f".{target.name}."
+    for path in target.parent.glob(f"{glob.escape(prefix)}*.tmp{glob.escape(suffix)}"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale(target: str | Path) -> list[Path]:
     """Remove the temporary files that :func:`atomic_path` left beside ``target`` when a process
     writing it was killed (SIGKILL gives no chance to clean up); returns what was removed.
@@ -134,9 +162,10 @@ def write_json(target: str | Path, obj: Any) -> None:
 
 
 def write_parquet(target: str | Path, frame) -> None:
-    """Write a pandas DataFrame to Parquet atomically."""
+    """Write a pandas DataFrame to Parquet atomically, with page checksums (a damaged page is
+    an error when :func:`avvp.parquet.read_table` reads it, not wrong numbers)."""
     with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, write_page_checksum=True)
 
 
 def write_csv(target: str | Path, frame, **kwargs) -> None:

@@ -64,12 +64,16 @@ class StoreWriter:
         self.shape = (n, t, d)
         chunks = (1, t, d) if n and t and d else None
         grow = {"maxshape": (None, t, d)} if resizable and chunks else {}
-        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR,
+        # Fletcher-32 checksums on every chunk: damaged bytes are a read error, not wrong numbers.
+        check = {"fletcher32": True} if chunks else {}
+        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR,  # (strings: no filters)
                                       maxshape=(None,) if grow else (n,))
         self._features = h5.create_dataset("features", shape=(n, t, d), dtype=np.float32,
-                                           chunks=chunks, **grow)
+                                           chunks=chunks, **grow, **check)
         self._flags = {name: h5.create_dataset(name, shape=(n,), dtype=np.float32,
-                                               maxshape=(None,) if grow else (n,)) for name in flags}
+                                               chunks=(n,) if chunks else None,
+                                               maxshape=(None,) if grow else (n,), **check)
+                       for name in flags}
         self._filled = np.zeros(n, dtype=bool)
         self._seen: set[str] = set()
 
@@ -164,11 +168,16 @@ def _open(path: str | Path) -> Iterator[h5py.File]:
         raise InputError(path, f"not a readable HDF5 feature store ({_short(exc)}); it may be "
                                "truncated or damaged: make it again") from None
     with h5:
-        if "video_ids" not in h5 or "features" not in h5:
+        try:
+            found = "video_ids" in h5 and "features" in h5 and h5["features"].shape is not None
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise InputError(path, f"cannot read the feature store ({_short(exc)}); it may be "
+                                   "truncated or damaged: make it again") from None
+        if not found:
             raise InputError(path, "not a feature store (no 'video_ids' / 'features' datasets)")
         try:
             yield h5
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, KeyError, UnicodeError) as exc:
             if "write" in str(exc).lower() or getattr(exc, "errno", None) is not None:
                 raise  # an output's failure (a full disk), not this store's
             raise InputError(path, f"cannot read the feature store ({_short(exc)}); it may be "
@@ -182,7 +191,20 @@ def _short(exc: BaseException) -> str:
 def read_attrs(path: str | Path) -> dict[str, str]:
     """The attributes of a store (``settings`` as JSON text)."""
     with _open(path) as h5:
-        return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+        return _attrs(h5, path)
+
+
+def _attrs(h5: h5py.File, path) -> dict[str, str]:
+    out = {}
+    for key, value in h5.attrs.items():
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeError:
+            raise InputError(path, f"attribute {key!r} is not valid text: the store is damaged; "
+                                   "make it again") from None
+        out[key] = text
+    return out
 
 
 def store_shape(path: str | Path) -> tuple[int, int, int]:
@@ -209,7 +231,7 @@ def read_store(path: str | Path, video_ids: Iterable[str] | None = None
             message names the file, how many are missing and the first of them).
     """
     with _open(path) as h5:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+        attrs = _attrs(h5, path)
         ids = list(h5["video_ids"].asstr()[...])
         data = h5["features"]
         if video_ids is None:

@@ -84,6 +84,8 @@ def pool_store(features_dir: str | Path, progress: bool = True) -> Path:
     """
     folder = Path(features_dir)
     src, out = folder / "frame.h5", folder / POOLED
+    if not src.exists():
+        raise InputError(src, "frame feature store not found (avvp merge-features or import-features makes it)")
     n_segments = segments_of(folder)
     signature = source_signature(src)
     n, rows, dim = signature["shape"]

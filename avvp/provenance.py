@@ -257,7 +257,7 @@ def embed(tmp: Path, target: Path, mode: str | None) -> None:
         table = pq.read_table(tmp)
         meta = dict(table.schema.metadata or {})
         meta[PARQUET_KEY] = text(record).encode()
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
+        pq.write_table(table.replace_schema_metadata(meta), tmp, write_page_checksum=True)
     elif suffix == ".npz":
         import io
         import zipfile
