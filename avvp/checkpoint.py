@@ -221,12 +221,12 @@ def _torch_load(path: str | Path) -> Any:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        blocked = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
         if blocked:
-            raise InputError(path, f"cannot read as a torch checkpoint: refused, as it asks to run code outside model weights "
-                                   f"(the Python object {blocked.group(1)}), which avvp never unpickles; "
-                                   "load only checkpoints from a source you trust, in the avvp or "
-                                   "official format") from None
+            raise InputError(path, f"cannot read as a torch checkpoint: refused, as it asks to load "
+                                   f"the Python object {blocked.group(1)} (code, not model weights), "
+                                   "which avvp never unpickles; use checkpoints from a source you "
+                                   "trust, in the avvp or official format") from None
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, (EOFError, OSError)) or "zip archive" in reason:
             reason = f"the file is truncated, damaged or not a torch file ({reason})"

@@ -145,9 +145,9 @@ def _files(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="session")
-def reference(tmp_path_factory):
-    """The uninterrupted run of every stage, in order, on tiny data."""
+def reference_run(tmp_path_factory):
+    """The uninterrupted run of every stage, in order, on tiny data (the session fixture
+    ``reference`` of conftest.py, shared with tests/test_provenance.py)."""
     root = tmp_path_factory.mktemp("faults")
     ref = root / "ref"
     data = _write_dataset(ref, n_train=8, n_val=2, n_test=2)
