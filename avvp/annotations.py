@@ -1,4 +1,4 @@
-"""Read any folder of LLP-format annotation files (official.md §a).
+"""Read any folder of LLP-format annotation files, as the official code reads them.
 
 An LLP folder holds tab-separated CSVs with a header row:
 
@@ -52,7 +52,7 @@ LLP_SHA256 = {
     "AVVP_val_pd.csv": "1811813b54c5f43c3be0a97bd0971cfb8a93818ca7b3ab96cdc7f4ac37ef37a6",
 }
 
-#: The three test-set audio events that the pre-2024 ``AVVP_eval_audio.csv`` lacks (official.md §a):
+#: The three test-set audio events that the pre-2024 ``AVVP_eval_audio.csv`` lacks:
 #: (file name, class, onset, offset).
 PRE2024_MISSING_AUDIO = (
     ("JfZEqeLZqWk_30_40", "Speech", 0, 4),

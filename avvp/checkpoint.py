@@ -7,7 +7,7 @@
   from the weight shapes.
 * An **avvp model file** is a dict ``{"format": "avvp-han", "version", "config", "classes",
   "state_dict", "meta"}``.
-* An **official JoMoLD checkpoint** (jomold.md §1: ``noise_estimater.pt`` or ``JoMoLD.pt``) is
+* An **official JoMoLD checkpoint** (``noise_estimater.pt`` or ``JoMoLD.pt``) is
   a dict ``{torch_rng, cuda_rng, random_rng, numpy_rng, model, optimizer, scheduler, epochs}``;
   its ``model`` is a HAN state dict of 34 keys, all among the official HAN's (no dead
   encoders), converted as above.
@@ -43,10 +43,10 @@ HAN_PREFIX = "han."
 #: Modules of the official MMIL_Net that its forward pass never uses (HAN and MA).
 UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.", "hat_encoder.norm1.",
                    "hat_encoder.norm2.", "t_att.", "t_att2.", "fc1.", "fc2.")
-#: Top-level keys of an official JoMoLD checkpoint (jomold.md §1); the state dict is ``model``.
+#: Top-level keys of an official JoMoLD checkpoint; the state dict is ``model``.
 JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "model", "optimizer",
                          "scheduler", "epochs"})
-#: JoMoLD's visual dropout (jomold.md §3.3), given to models built from its checkpoints.
+#: JoMoLD's visual dropout, given to models built from its checkpoints.
 JOMOLD_VISUAL_DROPOUT = 0.5
 _RECONSTRUCT = np._core.multiarray._reconstruct
 #: The only globals besides torch's own that checkpoints may reference: NumPy arrays and dtypes

@@ -73,7 +73,7 @@ DEFAULTS = {
     "shards": 4,
     "device": "auto",
     # model inputs per forward pass: one number for every role, or one per role (the fastest per
-    # unit on 2 CPU cores; smaller batches also compile faster, see README, Benchmarks)
+    # unit on 2 CPU cores; smaller batches also compile faster, see docs/benchmarks.md)
     "batch_size": {"audio": 20, "frame": 20, "clip": 5},
     "missing_audio": "error",
     "audio_tolerance": AUDIO_TOLERANCE_S,

@@ -1,4 +1,4 @@
-"""Import the official pre-extracted LLP features into the feature store (official.md §b).
+"""Import the official pre-extracted LLP features into the feature store.
 
 The official release is a "feats" folder holding ``vggish/``, ``res152/`` and ``r2plus1d_18/``,
 one ``<11-character YouTube id>.npy`` per video of shape (10, 128), (80, 2048) and (10, 512),
@@ -27,7 +27,7 @@ A role whose files all fail stops the import with an error that gives the common
 (a wrong layout, not a few bad files). VGGish float32 files whose values are all integers in
 0..255 look PCA-quantised; they are imported and reported. Videos of the val and test splits
 without features are named in the log: training and evaluation stop on them unless
-``evaluate.allow_missing`` is set (README, "Official features").
+``evaluate.allow_missing`` is set (docs/guide/import.md).
 """
 
 from __future__ import annotations

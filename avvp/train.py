@@ -1,9 +1,9 @@
-"""Training HAN / MA (official.md §d, §e): loop, validation, model selection, exact resume.
+"""Training HAN / MA / JoMoLD: loop, validation, model selection, exact resume.
 
 Recipe: Adam (lr 3e-4), StepLR(10, 0.1) stepped once per epoch, batch 16, the three BCE terms
 (:mod:`avvp.losses`), optionally MA's contrastive loss. HAN: 40 epochs, keep the epoch with the best
 validation segment-level Type@AV (ties go to the later epoch; ``select: best``). MA: 12 epochs,
-keep the last (``select: last``). JoMoLD (jomold.md §7, the ``jomold*`` variants' recipe):
+keep the last (``select: last``). JoMoLD (the ``jomold*`` variants' recipe):
 Adam 5e-4, StepLR(6, 0.25), batch 128, 25 epochs, the best validation *event-level audio* F1
 (``select_metric: event_audio``), loss weights 2/1/1 (``loss_weights``) and dynamic label
 denoising (``denoise``): a hook object (:mod:`avvp.refine`, e.g.

@@ -31,7 +31,7 @@ from .engine import Engine, check_engine, check_precision
 if TYPE_CHECKING:
     from ..decoding import Streams
 
-#: ImageNet and Kinetics-400 normalisation (official.md §b.4, §b.5).
+#: ImageNet and Kinetics-400 normalisation (those of the official frame and clip features).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
