@@ -92,10 +92,12 @@ def git_commit() -> str | None:
         commit = None
         if any((p / ".git").exists() for p in (root, *root.parents)):
             try:
-                proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                      text=True, timeout=10)
-                text = proc.stdout.strip()
-                commit = text if proc.returncode == 0 and len(text) == 40 else None
+                proc = subprocess.run(["git", "rev-parse", "HEAD", "--show-toplevel"], cwd=root,
+                                      capture_output=True, text=True, timeout=10)
+                lines = proc.stdout.split()
+                # only avvp's own checkout: not a repository that happens to hold an installed copy
+                ours = len(lines) == 2 and Path(lines[1]).resolve() / "avvp" == root
+                commit = lines[0] if proc.returncode == 0 and ours and len(lines[0]) == 40 else None
             except (OSError, subprocess.SubprocessError):
                 commit = None
         _commit = (commit,)

@@ -177,3 +177,20 @@ def test_fault_spec_and_stale_temporary_files(tmp_path, monkeypatch):
     alive.write_text("x")
     write_text(tmp_path / "c.txt", "c")
     assert not dead.exists() and alive.exists()
+
+
+def test_installed_copy_without_git_has_the_same_code_fingerprint(tmp_path):
+    """avvp run from a copy outside any git checkout (a wheel install): no commit, same code id."""
+    import subprocess
+    import sys
+
+    import avvp
+
+    shutil.copytree(Path(avvp.__file__).parent, tmp_path / "avvp",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from avvp import provenance as p; print(p.git_commit(), p.code_fingerprint(), p.__file__)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    commit, fingerprint, where = proc.stdout.split()
+    assert where.startswith(str(tmp_path)) and commit == "None"
+    assert fingerprint == provenance.code_fingerprint()
