@@ -75,7 +75,8 @@ STAGES = [
            ["shards", "failures"], "media.parquet"),
     _stage("merge", ["merge-features", "--out", "media_features/audio.h5", "shards/audio/0.h5"],
            ["media_features/audio.h5"], "shards/audio/0.h5",
-           after=[["merge-features", "--out", f"media_features/{r}.h5", f"shards/{r}/0.h5"] for r in ("frame", "clip")]),
+           after=[["merge-features", "--out", f"media_features/{r}.h5", f"shards/{r}/0.h5"]
+                  for r in ("frame", "clip")]),
     _stage("import", ["import-features", "--manifest", "manifest.parquet", "--folder", "{feats}",
                       "--out-dir", "imported", "--no-progress"], ["imported"], "manifest.parquet"),
     _stage("pool", ["pool-frames", "--features-dir", "media_features", "--no-progress"],
