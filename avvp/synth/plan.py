@@ -43,9 +43,10 @@ FULL_LENGTH_SHARE = 0.3  # share of events (per modality) that last the whole cl
 MAX_SHIFT = 3            # seconds an extent edge may move when the two modalities differ
 
 
-def youtube_id(index: int) -> str:
-    """The 11-character id of the video at ``index`` in full-file order (``S0000000042``)."""
-    return f"{ID_PREFIX}{index:010d}"
+def youtube_id(index: int, prefix: str = ID_PREFIX) -> str:
+    """The 11-character id of the video at ``index`` in full-file order (``S0000000042``); another
+    ``prefix`` letter makes a data set whose ids no demo video shares (the stand-in teachers' pool)."""
+    return f"{prefix}{index:010d}"
 
 
 def modality_probabilities(name: str, min_single: float) -> tuple[float, float]:
@@ -137,7 +138,7 @@ def _video(rng: np.random.Generator, index: int, split: str, settings: Mapping, 
                        "audio_params": _audio_params(rng), "visual_params": _visual_params(rng)})
     _place(events, rng)
     decoy = _decoy(rng, events, duration) if rng.random() < settings["cross_modal_decoy"] else None
-    yid = youtube_id(index)
+    yid = youtube_id(index, settings.get("id_prefix", ID_PREFIX))
     return {"video_id": f"{yid}_0_{duration}", "youtube_id": yid, "split": split,
             "seed": int(rng.integers(2**31)), "events": events, "decoy": decoy}
 
