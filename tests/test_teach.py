@@ -87,6 +87,10 @@ def test_teach_thresholds_official_recorded_or_given(tmp_path):
         resolve_thresholds("audio", "abc", {}, [0, 1])
     with pytest.raises(InputError, match="no teacher scores"):
         teach("visual", tmp_path / "clip_image.h5", ["ccccccccccc_0_10"], LLP_CLASSES, weak[:1])
+    write_store(tmp_path / "plain.h5", ids, np.zeros((2, 10, 4)),
+                {"role": "clip_image", "extractor": "x", "settings": "{}", "weights": "x"})
+    with pytest.raises(InputError, match="plain.h5.*no 'scores'"):
+        teach("visual", tmp_path / "plain.h5", ids, LLP_CLASSES, weak)
 
 
 def _labels(ids, seed=0, modality="visual"):

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..classes import LLP_CLASSES
 from ..errors import ConfigError, InputError
+from ..feature_store import read_attrs, read_ids
 from .labels import PseudoLabels
 
 #: The teacher role whose official thresholds apply to each modality.
@@ -46,22 +47,6 @@ def threshold_scores(scores: np.ndarray, thresholds: Sequence[float], weak: np.n
     return ((scores > thresholds[None, None, :]) & (weak[:, None, :] > 0)).astype(np.uint8)
 
 
-def _open(path: str | Path):
-    import h5py
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "teacher score store not found")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(path, f"not a readable HDF5 store ({exc})") from None
-    if "video_ids" not in h5 or "scores" not in h5:
-        h5.close()
-        raise InputError(path, "not a teacher store (no 'video_ids' / 'scores' datasets)")
-    return h5
-
-
 def read_scores(path: str | Path, video_ids: Sequence[str] | None = None
                 ) -> tuple[list[str], np.ndarray, dict[str, str]]:
     """The ``scores`` of a teacher store: (ids, (N, T, C) float32, attributes).
@@ -72,9 +57,12 @@ def read_scores(path: str | Path, video_ids: Sequence[str] | None = None
         InputError: the file is missing, unreadable, has no ``scores``, holds non-finite scores, or
             lacks some of ``video_ids`` (named).
     """
-    with _open(path) as h5:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
-        ids = list(h5["video_ids"].asstr()[...])
+    import h5py
+
+    ids, attrs = read_ids(path), read_attrs(path)
+    with h5py.File(path, "r") as h5:
+        if "scores" not in h5:
+            raise InputError(path, "not a teacher store (no 'scores' dataset)")
         scores = np.asarray(h5["scores"][...], dtype=np.float32)
     if scores.ndim != 3 or len(scores) != len(ids):
         raise InputError(path, f"scores of shape {scores.shape} for {len(ids)} videos, expected (N, T, C)")
