@@ -244,7 +244,7 @@ def test_standin_teacher_on_a_disjoint_pool(tmp_path, one_thread):
     from avvp.synth import make_plan, resolve
 
     pool = tmp_path / "pool"
-    plan = make_plan(resolve({"seed": 5, "id_prefix": "P", "n_train": 24, "n_val": 8, "n_test": 4, "n_classes": 8}))
+    plan = make_plan(resolve({"seed": 5, "n_train": 24, "n_val": 8, "n_test": 4, "n_classes": 8}), "P")
     write_annotations(plan, pool / "annotations")
     pool_ann = read_llp(pool / "annotations")
     assert all(v.startswith("P") for v in pool_ann.videos["video_id"])

@@ -18,7 +18,6 @@ from .classes import CATALOGUE
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
-    "id_prefix": "S",
     "shards": 4,
     "n_train": 240,
     "n_val": 40,
@@ -44,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
 
 #: Keys that determine the event plan (the annotation files).
 PLAN_KEYS: tuple[str, ...] = (
-    "seed", "id_prefix", "n_train", "n_val", "n_test", "n_classes", "duration", "events_per_video",
+    "seed", "n_train", "n_val", "n_test", "n_classes", "duration", "events_per_video",
     "min_single_modality", "extent_jitter", "cross_modal_decoy",
 )
 
@@ -89,9 +88,6 @@ def check(s: Mapping[str, Any]) -> None:
     require_range("synth.clutter", s["clutter"], 0)
     require_range("synth.crf", s["crf"], 0, 51)
     require_range("synth.audio_bitrate", s["audio_bitrate"], 16000)
-    prefix = s["id_prefix"]
-    if not (isinstance(prefix, str) and len(prefix) == 1 and prefix.isascii() and prefix.isupper()):
-        raise ConfigError(f"synth.id_prefix must be one capital letter A-Z, got {prefix!r}")
     events = s["events_per_video"]
     if (not isinstance(events, (list, tuple)) or len(events) != 2
             or not all(isinstance(v, int) for v in events)):

@@ -76,8 +76,10 @@ if pseudo_teacher() == "standin":
         params:
             settings=standin_plan_json(),
             folder=parent_of_train_output,
+            prefix=standin_config("id_prefix", "P"),
         shell:
-            "avvp synth plan --settings '{params.settings}' --out {params.folder} > {log} 2>&1"
+            "avvp synth plan --settings '{params.settings}' --out {params.folder}"
+            " --id-prefix {params.prefix} > {log} 2>&1"
 
     rule standin_pool_render:
         """Render one shard of the pool's clips."""

@@ -1,8 +1,6 @@
 # Helpers of the teach stage (see teach.smk).
 
-from avvp.errors import ConfigError
 from avvp.synth.settings import PLAN_KEYS as SYNTH_PLAN_KEYS
-from avvp.synth.settings import resolve as synth_resolve
 
 PSEUDO_MODALITIES = ["audio", "visual"]
 #: The feature role of each modality's VALOR teacher (its store holds the `scores` dataset).
@@ -30,16 +28,8 @@ def standin_config(key, default=None):
 
 
 def standin_synth():
-    """The synth section with the pool's overrides (other seed, other id letter, other sizes),
-    checked: the pool's ids must start with another letter than the demo's."""
-    pool = {**config.get("synth", {}), **(standin_config("pool") or {})}
-    demo_prefix = synth_resolve(config.get("synth", {}))["id_prefix"]
-    if synth_resolve(pool)["id_prefix"] == demo_prefix:
-        raise ConfigError(
-            f"pseudo.standin.pool.id_prefix must differ from the demo's ({demo_prefix!r}):"
-            " the pool must share no video with the demo"
-        )
-    return pool
+    """The synth section with the pool's overrides (another seed, other sizes)."""
+    return {**config.get("synth", {}), **(standin_config("pool") or {})}
 
 
 def standin_plan_json():
