@@ -148,6 +148,22 @@ def looks_quantised(array: np.ndarray) -> bool:
     return bool(array.size) and bool(np.all((array >= 0) & (array <= 255) & (array == np.round(array))))
 
 
+def load_npy(path: Path, expected: str) -> np.ndarray:
+    """One ``.npy`` array, loaded without unpickling.
+
+    Raises:
+        FileProblem: ``unreadable`` (missing, truncated, not NumPy, a pickle, an ``.npz``); the
+            reason names the file and ends with ``expected``.
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise FileProblem("unreadable", f"{path}: not a readable .npy array ({exc}); {expected}") from None
+    if not isinstance(array, np.ndarray):
+        raise FileProblem("unreadable", f"{path}: not a single .npy array; {expected}")
+    return array
+
+
 def read_official(path: Path, shape: tuple[int, int], role: str = "") -> np.ndarray:
     """One official .npy file, checked.
 
@@ -156,12 +172,7 @@ def read_official(path: Path, shape: tuple[int, int], role: str = "") -> np.ndar
             the file and says what was expected.
     """
     expected = f"expected float32 {shape}"
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileProblem("unreadable", f"{path}: not a readable .npy array ({exc}); {expected}") from None
-    if not isinstance(array, np.ndarray):
-        raise FileProblem("unreadable", f"{path}: not a single .npy array; {expected}")
+    array = load_npy(path, expected)
     if array.dtype == np.uint8 and role == "audio":
         raise FileProblem("dtype", f"{path}: uint8, the PCA-quantised 8-bit VGGish embeddings; the "
                                    f"release's VGGish files are float32 {shape}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..extractors.base import AUDIO_TOLERANCE_S
+from ..extractors.base import AUDIO_MIN_COVERAGE, AUDIO_TOLERANCE_S
 from ..extractors.engine import check_engine
 from ..metrics import GATES
 from ..settings import merge_settings
@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "window": 10,  # seconds decoded and embedded at a time (10: the LLP clip length)
     "timeline": True,  # draw timeline.png
     "audio_tolerance": AUDIO_TOLERANCE_S,  # seconds of a window the audio may leave uncovered
+    "audio_min_coverage": AUDIO_MIN_COVERAGE,  # beyond that, the share it must still cover
     "engine": "jit",  # how the extractor networks run (avvp.extractors.engine)
 }
 
@@ -36,5 +37,8 @@ def parse_command_settings(given: Mapping | None = None) -> dict:
     if isinstance(s["audio_tolerance"], bool) or not isinstance(s["audio_tolerance"], (int, float)) \
             or s["audio_tolerance"] < 0:
         raise ConfigError(f"parse.audio_tolerance = {s['audio_tolerance']!r} must be a number >= 0")
+    if isinstance(s["audio_min_coverage"], bool) or not isinstance(s["audio_min_coverage"], (int, float)) \
+            or not 0 <= s["audio_min_coverage"] <= 1:
+        raise ConfigError(f"parse.audio_min_coverage = {s['audio_min_coverage']!r} must be a number in [0, 1]")
     check_engine(s["engine"], "parse")
     return s

@@ -79,7 +79,8 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     extractors = {}
     for role in ROLES:
         ext = create_extractor(role_settings[role], role, device=device, missing_audio="silence",
-                               audio_tolerance=s["audio_tolerance"], engine=s["engine"])
+                               audio_tolerance=s["audio_tolerance"], engine=s["engine"],
+                               audio_min_coverage=s["audio_min_coverage"])
         _check_identity(ext, trained.get(role), model_path, source)
         extractors[role] = ext
     _check_dims(model.config, extractors, model_path, source)

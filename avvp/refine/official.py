@@ -146,7 +146,7 @@ def write_noise_ratios_npz(path: str | Path, audio: np.ndarray, visual: np.ndarr
     """Write the official ``noise_ratios.npz``: keys ``audio`` and ``visual``, float64 (C,)."""
     from ..atomic import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, provenance="sidecar") as tmp:  # the official layout: exactly two keys
         with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
             np.savez(fh, audio=np.asarray(audio, dtype=np.float64), visual=np.asarray(visual, dtype=np.float64))
 
