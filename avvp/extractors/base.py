@@ -139,6 +139,11 @@ class Extractor(ABC):
         """Turn a batch of units already on the device into the model input (e.g. normalise)."""
         return units.float()
 
+    def assemble(self, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One video's (units, D) forward rows → its stored (T, D) features and any extra
+        per-video arrays stored beside them (name → array; e.g. a teacher's class scores)."""
+        return rows, {}
+
     def postprocess(self, output: torch.Tensor) -> torch.Tensor:
         """Change the model's (B, D) output before it is stored (e.g. VGGish PCA)."""
         return output
@@ -195,10 +200,10 @@ class Extractor(ABC):
     def describe(self) -> dict[str, str]:
         """Feature-store attributes: role, extractor, settings (JSON), weights, avvp version.
 
-        The audio settings also record ``missing_audio`` and ``audio_tolerance`` (they change
+        Audio extractors' settings also record ``missing_audio`` and ``audio_tolerance`` (they change
         what is stored)."""
         settings = dict(self.settings)
-        if self.role == "audio":
+        if self.stream == "audio":
             settings["missing_audio"] = self.missing_audio
             settings["audio_tolerance"] = self.audio_tolerance
         return {
