@@ -91,12 +91,7 @@ class Extractor(ABC):
     def __init__(self, settings: Mapping, device: str | torch.device = "cpu",
                  missing_audio: str = "error", audio_tolerance: float = AUDIO_TOLERANCE_S,
                  engine: str = "jit", batch_size: int | None = None):
-        self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
-        check_engine(engine, f"features.{self.role}")
-        check_precision(self.settings["precision"], f"features.{self.role}")
-        self.device = torch.device(device)
-        self.missing_audio = missing_audio
-        self.audio_tolerance = float(audio_tolerance)
+        self.configure(settings, device, missing_audio, audio_tolerance, engine)
         self.dim = 0
         self.head_prefixes: tuple[str, ...] = ()
         weights = resolve_weights(self.settings.get("weights"), self.settings.get("seed", 0),
@@ -110,6 +105,16 @@ class Extractor(ABC):
         self.model = model.to(self.device)
         self.engine = Engine(self.model, self.device, self.settings["precision"], engine, self.input_ndim,
                              batch_size)
+
+    def configure(self, settings: Mapping, device, missing_audio: str, audio_tolerance: float,
+                  engine: str) -> None:
+        """Merge and check the settings; set the device and the audio options."""
+        self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
+        check_engine(engine, f"features.{self.role}")
+        check_precision(self.settings["precision"], f"features.{self.role}")
+        self.device = torch.device(device)
+        self.missing_audio = missing_audio
+        self.audio_tolerance = float(audio_tolerance)
 
     @classmethod
     def all_defaults(cls) -> dict:

@@ -24,10 +24,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ..settings import merge_settings
 from ..teachers.models import Teacher
 from .base import AUDIO_TOLERANCE_S, Extractor
-from .engine import check_engine, check_precision
 
 
 class EagerEngine:
@@ -55,12 +53,7 @@ class TeacherExtractor(Extractor):
 
     def __init__(self, settings: Mapping, device: str | torch.device = "cpu", missing_audio: str = "error",
                  audio_tolerance: float = AUDIO_TOLERANCE_S, engine: str = "jit", batch_size: int | None = None):
-        self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
-        check_engine(engine, f"features.{self.role}")
-        check_precision(self.settings["precision"], f"features.{self.role}")
-        self.device = torch.device(device)
-        self.missing_audio = missing_audio
-        self.audio_tolerance = float(audio_tolerance)
+        self.configure(settings, device, missing_audio, audio_tolerance, engine)
         self.head_prefixes = ()
         teacher = self.load_teacher()
         self.weights_identity = teacher.identity

@@ -156,18 +156,22 @@ def _file_kind(path: Path) -> str:
     return "a single weight file"
 
 
+def _random(model_cls, config, seed: int, tokenizer: CharTokenizer) -> Teacher:
+    """A seeded, randomly initialised teacher of the real size (timing only)."""
+    with seeded(seed):
+        model = model_cls(config)
+    return Teacher(model.eval(), tokenizer, f"random:{int(seed)}", "random")
+
+
 def load_clip(spec: str | None, text_encoder: str | None = None, seed: int = 0) -> Teacher:
     """CLIP ViT-L/14 for the visual teacher (see the module docstring for ``spec``)."""
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
     what = "CLIP weights"
     if spec is None or str(spec).strip().lower() in ("", "none", "random"):
-        config = CLIPConfig(**CLIP_L14)
-        with seeded(seed):
-            model = CLIPModel(config)
-        text = config.text_config
-        tokenizer = CharTokenizer(text.vocab_size, text.bos_token_id, text.eos_token_id, text.eos_token_id)
-        return Teacher(model.eval(), tokenizer, f"random:{int(seed)}", "random")
+        text = CLIPConfig(**CLIP_L14).text_config
+        return _random(CLIPModel, CLIPConfig(**CLIP_L14), seed,
+                       CharTokenizer(text.vocab_size, text.bos_token_id, text.eos_token_id, text.eos_token_id))
     folder = resolve_folder(str(spec), what)
     if folder.is_file():
         raise InputError(folder, f"{what}: {_file_kind(folder)}, not a transformers CLIP model folder "
@@ -187,12 +191,9 @@ def load_clap(spec: str | None, text_encoder: str | None = None, seed: int = 0) 
 
     what = "CLAP weights"
     if spec is None or str(spec).strip().lower() in ("", "none", "random"):
-        config = ClapConfig(**CLAP_FUSION)
-        with seeded(seed):
-            model = ClapModel(config)
-        text = config.text_config
-        tokenizer = CharTokenizer(text.vocab_size, 0, 2, text.pad_token_id)
-        return Teacher(model.eval(), tokenizer, f"random:{int(seed)}", "random")
+        text = ClapConfig(**CLAP_FUSION).text_config
+        return _random(ClapModel, ClapConfig(**CLAP_FUSION), seed,
+                       CharTokenizer(text.vocab_size, 0, 2, text.pad_token_id))
     path = resolve_folder(str(spec), what)
     if path.is_file():
         converted = read_laion_checkpoint(path)
