@@ -25,6 +25,7 @@ include: "workflow/rules/denoise.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/parse.smk"
+include: "workflow/rules/teach.smk"
 
 
 rule all:

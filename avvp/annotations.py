@@ -1,4 +1,4 @@
-"""Read any folder of LLP-format annotation files (official.md §a).
+"""Read any folder of LLP-format annotation files, as the official code reads them.
 
 An LLP folder holds tab-separated CSVs with a header row:
 
@@ -52,7 +52,7 @@ LLP_SHA256 = {
     "AVVP_val_pd.csv": "1811813b54c5f43c3be0a97bd0971cfb8a93818ca7b3ab96cdc7f4ac37ef37a6",
 }
 
-#: The three test-set audio events that the pre-2024 ``AVVP_eval_audio.csv`` lacks (official.md §a):
+#: The three test-set audio events that the pre-2024 ``AVVP_eval_audio.csv`` lacks:
 #: (file name, class, onset, offset).
 PRE2024_MISSING_AUDIO = (
     ("JfZEqeLZqWk_30_40", "Speech", 0, 4),
@@ -189,6 +189,10 @@ def read_weak(path: str | Path, classes: list[str], split: str | None = None) ->
     return frame
 
 
+#: Orphan rows named one by one in the log (the rest are counted).
+MAX_NAMED = 20
+
+
 def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) -> pd.DataFrame:
     """Read a dense file into merged events; orphans (not in ``video_ids``) and empty rows are ignored.
 
@@ -199,7 +203,8 @@ def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) ->
     wanted = None if video_ids is None else set(video_ids)
     drop = set(drop)
     spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    orphans = degenerate = 0
+    orphans: list[str] = []
+    degenerate = 0
     for lineno, (name, onset, offset, label) in _read_rows(path, DENSE_COLUMNS):
         try:
             on, off = int(float(onset)), int(float(offset))
@@ -208,7 +213,7 @@ def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) ->
         if label not in known:
             raise InputError(path, f"unknown class name {label!r}", lineno)
         if wanted is not None and name not in wanted:
-            orphans += 1
+            orphans.append(f"line {lineno}: {name} ({label})")
             continue
         if (name, label, on, off) in drop:
             continue
@@ -220,8 +225,12 @@ def read_dense(path: str | Path, classes: list[str], video_ids=None, drop=()) ->
             continue
         spans.setdefault((name, label), []).append((on, off))
     if orphans or degenerate:
-        log.info("%s: ignored %d orphan rows and %d rows with onset >= offset", path.name, orphans,
+        log.info("%s: ignored %d orphan rows and %d rows with onset >= offset", path.name, len(orphans),
                  degenerate)
+    if orphans:
+        more = f" (+{len(orphans) - MAX_NAMED} more)" if len(orphans) > MAX_NAMED else ""
+        log.warning("%s: %d rows name a video that is not in the annotations' video list and were "
+                    "ignored: %s%s", path, len(orphans), "; ".join(orphans[:MAX_NAMED]), more)
     records = []
     for (name, label), items in spans.items():
         for on, off in _merge(items):

@@ -7,7 +7,7 @@
   from the weight shapes.
 * An **avvp model file** is a dict ``{"format": "avvp-han", "version", "config", "classes",
   "state_dict", "meta"}``.
-* An **official JoMoLD checkpoint** (jomold.md §1: ``noise_estimater.pt`` or ``JoMoLD.pt``) is
+* An **official JoMoLD checkpoint** (``noise_estimater.pt`` or ``JoMoLD.pt``) is
   a dict ``{torch_rng, cuda_rng, random_rng, numpy_rng, model, optimizer, scheduler, epochs}``;
   its ``model`` is a HAN state dict of 34 keys, all among the official HAN's (no dead
   encoders), converted as above.
@@ -22,12 +22,14 @@ atomically.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from . import provenance
 from .atomic import atomic_path
 from .errors import InputError, MissingWeightsError
 from .model import HAN, HANConfig
@@ -41,10 +43,10 @@ HAN_PREFIX = "han."
 #: Modules of the official MMIL_Net that its forward pass never uses (HAN and MA).
 UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.", "hat_encoder.norm1.",
                    "hat_encoder.norm2.", "t_att.", "t_att2.", "fc1.", "fc2.")
-#: Top-level keys of an official JoMoLD checkpoint (jomold.md §1); the state dict is ``model``.
+#: Top-level keys of an official JoMoLD checkpoint; the state dict is ``model``.
 JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "model", "optimizer",
                          "scheduler", "epochs"})
-#: JoMoLD's visual dropout (jomold.md §3.3), given to models built from its checkpoints.
+#: JoMoLD's visual dropout, given to models built from its checkpoints.
 JOMOLD_VISUAL_DROPOUT = 0.5
 _RECONSTRUCT = np._core.multiarray._reconstruct
 #: The only globals besides torch's own that checkpoints may reference: NumPy arrays and dtypes
@@ -192,9 +194,15 @@ def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
-    """``torch.save`` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` atomically; an avvp file (a dict with a ``format``) gets the current
+    provenance record (:mod:`avvp.provenance`) under the key ``provenance``."""
+    record = provenance.current()
+    if record is not None and isinstance(obj, dict) and "format" in obj and provenance.PT_KEY not in obj:
+        obj = {**obj, provenance.PT_KEY: record}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # a file object: torch names the archive's root folder after a file name, and the
+        # temporary name is random; so the same object gives the same bytes
+        torch.save(obj, fh)
 
 
 def load_torch(path: str | Path) -> Any:
@@ -208,14 +216,39 @@ def _torch_load(path: str | Path) -> Any:
         raise MissingWeightsError(path, "model")
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(path, "cannot read as a torch checkpoint: the file is empty (0 bytes)")
+    _check_records(path)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        blocked = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+        if blocked:
+            raise InputError(path, f"cannot read as a torch checkpoint: refused, as it asks to load "
+                                   f"the Python object {blocked.group(1)} (code, not model weights), "
+                                   "which avvp never unpickles; use checkpoints from a source you "
+                                   "trust, in the avvp or official format") from None
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, (EOFError, OSError)) or "zip archive" in reason:
             reason = f"the file is truncated, damaged or not a torch file ({reason})"
         raise InputError(path, f"cannot read as a torch checkpoint: {reason}") from None
+
+
+def _check_records(path: Path) -> None:
+    """A torch file is a zip archive whose records carry CRC-32 checksums, which torch.load does
+    not verify: check them, so damaged bytes are an error instead of wrong weights."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise InputError(path, f"cannot read as a torch checkpoint: the file is truncated or damaged "
+                               f"({exc})") from None
+    if bad is not None:
+        raise InputError(path, f"cannot read as a torch checkpoint: the file is damaged (its record "
+                               f"{bad} fails its CRC-32 check)")
 
 
 def _is_state_dict(obj: Any) -> bool:

@@ -17,8 +17,9 @@ import pkgutil
 import sys
 import time
 
-from . import __version__, commands
-from .errors import AvvpError
+from . import __version__, commands, provenance
+from .atomic import FULL_ERRNOS, in_progress
+from .errors import AvvpError, StorageError
 from .memory import lean_allocator
 
 
@@ -88,13 +89,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        provenance.begin(args.command, argv, args)
         result = args.func(args)
     except AvvpError as exc:
         print(f"avvp {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"avvp {args.command}: error: {_interrupted()}", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if exc.errno not in FULL_ERRNOS:
+            raise
+        print(f"avvp {args.command}: error: {StorageError(exc.filename or '<output>', exc.strerror)}",
+              file=sys.stderr)
+        return 1
     finally:
+        provenance.end()
         log_resources(args.command, started)
     return int(result or 0)
+
+
+def _interrupted() -> str:
+    """The message of a SIGINT (Ctrl-C): what was being written, that nothing complete is lost."""
+    writing = in_progress()
+    where = f" while writing {writing[-1]}" if writing else ""
+    return (f"interrupted (SIGINT){where}. Unfinished files were removed and completed outputs "
+            "are kept; rerun the same command to go on")
 
 
 def peak_memory_mb() -> float:

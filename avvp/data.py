@@ -31,6 +31,7 @@ from .refine.table import modality_targets as table_targets
 from .refine.table import read_table as read_label_table
 from .memory import release_free_memory
 from .pooled import SOURCE_ATTR, frame_store, pool_segments
+from .provenance import H5_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: 
         if n_segments is None:
             n_segments = int(shape[1])
         _fit_segments(int(shape[1]), n_segments, role, path)
-        attrs[role] = {k: v for k, v in read_attrs(path).items() if k != SOURCE_ATTR}
+        attrs[role] = {k: v for k, v in read_attrs(path).items() if k not in (SOURCE_ATTR, H5_ATTR)}
         out[role] = x = torch.empty((len(video_ids), n_segments, int(shape[2])), dtype=torch.float32)
         bar = tqdm(total=len(video_ids), desc=f"read {role}", unit="video", disable=not progress, leave=False)
         if int(shape[1]) == n_segments:         # straight into the tensor: no copy in between

@@ -32,3 +32,15 @@ class MissingWeightsError(AvvpError):
     def __init__(self, path: str | Path, what: str = "weights"):
         self.path = str(path)
         super().__init__(f"{what} file not found: {self.path}")
+
+
+class StorageError(AvvpError):
+    """An output could not be written because its file system is full (or the quota is spent)."""
+
+    def __init__(self, path: str | Path, detail: str = ""):
+        self.path = str(path)
+        more = f" ({detail})" if detail else ""
+        super().__init__(f"{self.path}: no space left on device while writing it{more}. The "
+                         "unfinished file was removed and completed outputs are kept; free some "
+                         "space (or quota) and rerun the same command: it goes on from its last "
+                         "saved state")

@@ -15,9 +15,9 @@ name                        contrastive  tau        labels
 ``ma_tau<t>``               yes          t          refined by ``baseline_c_tau<t>``
 ``han``                     no           –          weak labels, with the HAN recipe (see below)
 ``jomold_ne``               yes (NCE)    0.2        weak labels: JoMoLD's noise estimator (no
-                                                    cross-attention, jomold.md §3–4)
+                                                    cross-attention)
 ``jomold``                  yes (NCE)    0.2        denoised per batch with the ratios of
-                                                    ``jomold_ne`` (JoMoLD w/ CL, jomold.md §6)
+                                                    ``jomold_ne`` (JoMoLD w/ CL)
 ``jomold_nocl``             no           –          as ``jomold``, without the contrastive term
 ``jomold_ma``               yes (NCE)    0.2        as ``jomold``, with the ratios of MA's drops
 ``jomold_truth``            yes (NCE)    0.2        as ``jomold``, with the true ratios (demo only)
@@ -37,7 +37,7 @@ from a trained estimator (``jomold``), from a refine target's drops (``ma``) or 
 A variant may carry a *recipe*: overrides of config ``model``, ``train`` and ``evaluate`` for it
 alone. ``han`` carries the HAN paper's (40 epochs, the epoch with the best validation
 segment-level Type@AV, gate ``han`` for validation and evaluation); the JoMoLD variants carry
-JoMoLD's (:data:`JOMOLD_RECIPE`, jomold.md §3, §6.1, §7); the others carry none. Config
+JoMoLD's (:data:`JOMOLD_RECIPE`); the others carry none. Config
 ``recipes`` overrides the registry's recipes, per variant (:func:`variant_sections`).
 
 Tables (config ``experiments``): ``table1`` the main result (HAN against MA; its HAN row is
@@ -70,7 +70,7 @@ class Variant:
 
     Attributes:
         name: the registry name (also the folder name under ``models/``, ``eval/``, ``refine/``).
-        contrastive: train with the contrastive loss (official.md §e3).
+        contrastive: train with the contrastive loss (MA's).
         tau: the contrastive temperature; None means config ``train.contrastive.tau``.
         labels_from: the refine target whose labels this variant trains on (None: weak labels).
         base: the variant whose trained model refines the labels (None when not refined).
@@ -101,7 +101,7 @@ class Variant:
         return self.ratios_from is not None
 
 
-#: JoMoLD's model and recipe (jomold.md §3, §7): visual dropout 0.5; Adam 5e-4, StepLR(6, 0.25),
+#: JoMoLD's model and recipe: visual dropout 0.5; Adam 5e-4, StepLR(6, 0.25),
 #: 25 epochs, batch 128, the epoch with the best validation event-level audio F1 (ties to the
 #: later one), the per-modality gate; the contrastive term on post-HAN features, −log Σ q σ.
 JOMOLD_RECIPE: dict[str, dict[str, Any]] = {
@@ -115,8 +115,8 @@ JOMOLD_RECIPE: dict[str, dict[str, Any]] = {
 
 
 def _jomold(cross_attention: bool = True, denoise: bool = True) -> dict[str, dict[str, Any]]:
-    """JoMoLD's recipe for the estimator (no cross-attention, loss weights 1/1/1, §4) or for the
-    denoised model (loss weights 2/1/1, joint-modal denoising, §6.1)."""
+    """JoMoLD's recipe for the estimator (no cross-attention, loss weights 1/1/1) or for the
+    denoised model (loss weights 2/1/1, joint-modal denoising)."""
     recipe = {k: dict(v) for k, v in JOMOLD_RECIPE.items()}
     recipe["model"]["cross_attention"] = cross_attention
     if denoise:

@@ -12,8 +12,11 @@ different shapes, :mod:`avvp.batching`) and run as :mod:`avvp.extractors.engine`
 Each role writes its own shard store and failure table, as if it had run alone. A clip that fails
 in one role (no audio stream, too short, a failed forward pass) is a row of that role's failure
 table (``video_id``, ``stage``, ``reason``, ``severity``) and still gives the roles that worked;
-an audio stream that leaves part of the window uncovered (up to ``audio_tolerance`` seconds) is
-padded with silence, recorded in the audio store (``padded_s``) and listed as a ``warning`` row.
+an audio stream that leaves part of the window uncovered is padded with silence and recorded in
+the audio store (``padded_s``): up to ``audio_tolerance`` seconds as a ``warning`` row, more as a
+``degraded`` row as long as the audio covers at least ``audio_min_coverage`` of the window (a
+short audio track keeps the video and its visual features); less coverage fails the audio role
+(an ``error`` row; the other roles still store the video).
 Finished videos are appended to ``<shard>.partial.h5`` (per role) every ``checkpoint_every``
 videos and when the run stops on an error, so a killed job resumes where it stopped; the stores
 and tables are written atomically at the end.
@@ -51,7 +54,7 @@ from .device import resolve_device
 from .download import clip_window
 from .errors import ConfigError, InputError
 from .extractors import create_extractor
-from .extractors.base import AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
+from .extractors.base import AUDIO_MIN_COVERAGE, AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
 from .extractors.engine import check_engine
 from .extractors.joint import ClipDecoder, RoleUnits
 from .feature_store import (EXTRACT_ROLES, FAILURE_COLUMNS, TEACHER_ROLES, PartialFile, read_attrs, read_ids,
@@ -62,7 +65,8 @@ from .settings import merge_settings, parse_settings, require_range
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("video_id", "start", "end", "path")
-#: Columns of an extraction failure table: the common ones plus ``severity`` (error | warning).
+#: Columns of an extraction failure table: the common ones plus ``severity`` (error: not stored |
+#: degraded: stored, much of the audio padded with silence | warning: stored, a little padded).
 TABLE_COLUMNS = (*FAILURE_COLUMNS, "severity")
 
 #: The ``features`` config section; role sections are checked by their extractor.
@@ -70,10 +74,11 @@ DEFAULTS = {
     "shards": 4,
     "device": "auto",
     # model inputs per forward pass: one number for every role, or one per role (the fastest per
-    # unit on 2 CPU cores; smaller batches also compile faster, see README, Benchmarks)
+    # unit on 2 CPU cores; smaller batches also compile faster, see docs/benchmarks.md)
     "batch_size": {"audio": 20, "frame": 20, "clip": 5, "clip_image": 10, "clap_audio": 11},
     "missing_audio": "error",
     "audio_tolerance": AUDIO_TOLERANCE_S,
+    "audio_min_coverage": AUDIO_MIN_COVERAGE,
     "engine": "jit",
     "threads": 2,
     "workers": 1,
@@ -103,6 +108,7 @@ def feature_settings(given: str | Mapping | None) -> dict:
         raise ConfigError(f"features.teachers must be a list of some of {', '.join(TEACHER_ROLES)}, "
                           f"got {teachers!r}")
     require_range("features.audio_tolerance", settings["audio_tolerance"], 0)
+    require_range("features.audio_min_coverage", settings["audio_min_coverage"], 0, 1)
     if settings["loader"] not in MODES:
         raise ConfigError(f"features.loader must be one of {', '.join(MODES)}, "
                           f"got {settings['loader']!r}")
@@ -131,6 +137,7 @@ def build_extractors(settings: Mapping, roles: Sequence[str]) -> dict:
     return {role: create_extractor(settings[role], role, device=device,
                                    missing_audio=settings["missing_audio"],
                                    audio_tolerance=settings["audio_tolerance"], engine=settings["engine"],
+                                   audio_min_coverage=settings["audio_min_coverage"],
                                    batch_size=role_batch(settings, role))
             for role in roles}
 
@@ -482,10 +489,16 @@ def _warn_padding(role: _Role, ids: list[str]) -> None:
         return
     for vid in ids:
         padded = role.padded.get(vid, 0.0)
-        if padded > AUDIO_PAD_NOTE_S:
+        tolerance = role.extractor.audio_tolerance
+        if padded > tolerance:
+            role.fail(vid, "decode", f"the audio stream leaves {padded:.2f} s of the window uncovered, "
+                      f"more than features.audio_tolerance ({tolerance:g} s); kept (the audio covers at "
+                      f"least features.audio_min_coverage {role.extractor.audio_min_coverage:g} of the "
+                      "window), padded with silence: its audio features there describe silence",
+                      severity="degraded")
+        elif padded > AUDIO_PAD_NOTE_S:
             role.fail(vid, "decode", f"the audio stream leaves {padded:.2f} s of the window uncovered; "
-                      "padded with silence (features.audio_tolerance "
-                      f"{role.extractor.audio_tolerance:g} s)", severity="warning")
+                      f"padded with silence (features.audio_tolerance {tolerance:g} s)", severity="warning")
 
 
 def extract_shard(manifest: pd.DataFrame, role: str, settings: Mapping, shard: int, shards: int,

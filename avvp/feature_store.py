@@ -70,12 +70,16 @@ class StoreWriter:
         self.shape = (n, t, d)
         chunks = (1, t, d) if n and t and d else None
         grow = {"maxshape": (None, t, d)} if resizable and chunks else {}
-        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR,
+        # Fletcher-32 checksums on every chunk: damaged bytes are a read error, not wrong numbers.
+        check = {"fletcher32": True} if chunks else {}
+        self._ids = h5.create_dataset("video_ids", shape=(n,), dtype=_STR,  # (strings: no filters)
                                       maxshape=(None,) if grow else (n,))
         self._features = h5.create_dataset("features", shape=(n, t, d), dtype=np.float32,
-                                           chunks=chunks, **grow)
+                                           chunks=chunks, **grow, **check)
         self._flags = {name: h5.create_dataset(name, shape=(n,), dtype=np.float32,
-                                               maxshape=(None,) if grow else (n,)) for name in flags}
+                                               chunks=(n,) if chunks else None,
+                                               maxshape=(None,) if grow else (n,), **check)
+                       for name in flags}
         self._extras = {}
         for name, shape in (extras or {}).items():
             if name in _RESERVED:
@@ -84,7 +88,7 @@ class StoreWriter:
             big = n and all(shape)
             self._extras[name] = h5.create_dataset(
                 name, shape=(n, *shape), dtype=np.float32, chunks=(1, *shape) if big else None,
-                **({"maxshape": (None, *shape)} if resizable and big else {}))
+                **({"maxshape": (None, *shape)} if resizable and big else {}), **(check if big else {}))
         self._filled = np.zeros(n, dtype=bool)
         self._seen: set[str] = set()
 
@@ -183,24 +187,62 @@ def write_store(path: str | Path, video_ids: Sequence[str], features, attrs: Map
             writer.write(i, vid, feat)
 
 
-def _open(path: str | Path) -> h5py.File:
+@contextmanager
+def _open(path: str | Path) -> Iterator[h5py.File]:
+    """The open store; an unreadable file (missing, not HDF5, truncated, damaged data) is an
+    InputError that names it, also when the damage shows only while reading inside the block."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "feature store not found")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(path, f"not a readable HDF5 feature store ({exc})") from exc
-    if "video_ids" not in h5 or "features" not in h5:
-        h5.close()
-        raise InputError(path, "not a feature store (no 'video_ids' / 'features' datasets)")
-    return h5
+        raise InputError(path, f"not a readable HDF5 feature store ({_short(exc)}); it may be "
+                               "truncated or damaged: make it again") from None
+    with h5:
+        try:
+            found = "video_ids" in h5 and "features" in h5 and h5["features"].shape is not None
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise InputError(path, f"cannot read the feature store ({_short(exc)}); it may be "
+                                   "truncated or damaged: make it again") from None
+        if not found:
+            raise InputError(path, "not a feature store (no 'video_ids' / 'features' datasets)")
+        try:
+            yield h5
+        except (OSError, RuntimeError, KeyError, UnicodeError) as exc:
+            if "write" in str(exc).lower() or getattr(exc, "errno", None) is not None:
+                raise  # an output's failure (a full disk), not this store's
+            raise InputError(path, f"cannot read the feature store ({_short(exc)}); it may be "
+                                   "truncated or damaged: make it again") from None
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def read_attrs(path: str | Path) -> dict[str, str]:
     """The attributes of a store (``settings`` as JSON text)."""
     with _open(path) as h5:
-        return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+        return _attrs(h5, path)
+
+
+def _attrs(h5: h5py.File, path) -> dict[str, str]:
+    out = {}
+    for key, value in h5.attrs.items():
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeError:
+            raise InputError(path, f"attribute {key!r} is not valid text: the store is damaged; "
+                                   "make it again") from None
+        out[key] = text
+    return out
+
+
+def store_shape(path: str | Path) -> tuple[int, int, int]:
+    """The (N, T, D) shape of a store's features (InputError naming an unreadable file)."""
+    with _open(path) as h5:
+        return tuple(int(x) for x in h5["features"].shape)
 
 
 def read_ids(path: str | Path) -> list[str]:
@@ -221,7 +263,7 @@ def read_store(path: str | Path, video_ids: Iterable[str] | None = None
             message names the file, how many are missing and the first of them).
     """
     with _open(path) as h5:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in h5.attrs.items()}
+        attrs = _attrs(h5, path)
         ids = list(h5["video_ids"].asstr()[...])
         data = h5["features"]
         if video_ids is None:

@@ -1,4 +1,4 @@
-"""Import the official pre-extracted LLP features into the feature store (official.md §b).
+"""Import the official pre-extracted LLP features into the feature store.
 
 The official release is a "feats" folder holding ``vggish/``, ``res152/`` and ``r2plus1d_18/``,
 one ``<11-character YouTube id>.npy`` per video of shape (10, 128), (80, 2048) and (10, 512),
@@ -27,7 +27,7 @@ A role whose files all fail stops the import with an error that gives the common
 (a wrong layout, not a few bad files). VGGish float32 files whose values are all integers in
 0..255 look PCA-quantised; they are imported and reported. Videos of the val and test splits
 without features are named in the log: training and evaluation stop on them unless
-``evaluate.allow_missing`` is set (README, "Official features").
+``evaluate.allow_missing`` is set (docs/guide/import.md).
 """
 
 from __future__ import annotations
@@ -148,6 +148,22 @@ def looks_quantised(array: np.ndarray) -> bool:
     return bool(array.size) and bool(np.all((array >= 0) & (array <= 255) & (array == np.round(array))))
 
 
+def load_npy(path: Path, expected: str) -> np.ndarray:
+    """One ``.npy`` array, loaded without unpickling.
+
+    Raises:
+        FileProblem: ``unreadable`` (missing, truncated, not NumPy, a pickle, an ``.npz``); the
+            reason names the file and ends with ``expected``.
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise FileProblem("unreadable", f"{path}: not a readable .npy array ({exc}); {expected}") from None
+    if not isinstance(array, np.ndarray):
+        raise FileProblem("unreadable", f"{path}: not a single .npy array; {expected}")
+    return array
+
+
 def read_official(path: Path, shape: tuple[int, int], role: str = "") -> np.ndarray:
     """One official .npy file, checked.
 
@@ -156,12 +172,7 @@ def read_official(path: Path, shape: tuple[int, int], role: str = "") -> np.ndar
             the file and says what was expected.
     """
     expected = f"expected float32 {shape}"
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileProblem("unreadable", f"{path}: not a readable .npy array ({exc}); {expected}") from None
-    if not isinstance(array, np.ndarray):
-        raise FileProblem("unreadable", f"{path}: not a single .npy array; {expected}")
+    array = load_npy(path, expected)
     if array.dtype == np.uint8 and role == "audio":
         raise FileProblem("dtype", f"{path}: uint8, the PCA-quantised 8-bit VGGish embeddings; the "
                                    f"release's VGGish files are float32 {shape}")

@@ -1,4 +1,4 @@
-"""Training losses: the three BCE terms of HAN (official.md §d) and MA's contrastive loss (§e3).
+"""Training losses: the three BCE terms of HAN and MA's contrastive loss.
 
 BCE: the outputs are clamped to [1e-7, 1 - 1e-7], then ``BCE(p, y_g) + BCE(p_a, y_a) +
 BCE(p_v, y_v)``, each averaged over batch × classes. By default the targets come from the weak
@@ -9,11 +9,11 @@ Contrastive: post-HAN audio segment t against the pre-HAN visual segments of the
 L2-normalised, cosine / τ, cross entropy to j = t with label smoothing ε spread over the other
 T − 1 segments (0.9 on the target, 0.1/9 on each other for T = 10).
 
-JoMoLD's contrastive term (jomold.md §3.4) differs in two points, both options of
+JoMoLD's contrastive term differs in two points, both options of
 :func:`contrastive_loss`: the visual features are taken **after** the HAN layer (``visual:
 post``), and the loss is ``−log Σ_j q_j σ_j``, the log of the smoothed target mass (``loss: nce``,
 :func:`smoothed_nce`), not the smoothed cross entropy ``−Σ_j q_j log σ_j`` (``loss: ce``). Its
-stage-3 loss also weighs the audio term twice (§6.1): :func:`training_loss` takes per-term
+stage-3 loss also weighs the audio term twice: :func:`training_loss` takes per-term
 ``weights``.
 """
 
@@ -53,7 +53,7 @@ def modality_targets(y: np.ndarray, audio: np.ndarray | None = None, visual: np.
             can be dropped: ``y_a = y · audio``.
         visual: refined visual labels (N, C), 0/1, or None. ``y_v = 0.9·y + 0.05``, then set to a
             hard 0 where a positive of y was dropped.
-        alias_global: reproduce the official aliasing (official.md §e2): a dropped audio label
+        alias_global: reproduce the official aliasing (MA's retraining): a dropped audio label
             also zeroes the global target.
 
     Returns:
@@ -132,7 +132,7 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
 
 
 def smoothed_nce(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """JoMoLD's ``LabelSmoothingNCELoss`` (jomold.md §3.4): ``−mean_rows log Σ_j q_j σ_j``.
+    """JoMoLD's ``LabelSmoothingNCELoss``: ``−mean_rows log Σ_j q_j σ_j``.
 
     σ = softmax over the K columns, q as in :func:`smoothed_cross_entropy`. The log of the smoothed
     target mass, computed as ``logsumexp(log σ + log q)``; by Jensen it is at most the smoothed
@@ -200,7 +200,7 @@ def training_loss(out: HANOutput, y: torch.Tensor, y_global: torch.Tensor | None
             ``negatives``, ``symmetric``, ``visual`` (``pre``: MA, ``post``: JoMoLD) and ``loss``
             (``ce``: MA, ``nce``: JoMoLD); adds ``weight · contrastive_loss``.
         weights: weights of the ``global``, ``audio`` and ``visual`` BCE terms (default 1 each;
-            JoMoLD's stage 3 weighs audio 2, jomold.md §6.1). A weight of 1 multiplies nothing,
+            JoMoLD's stage 3 weighs audio 2). A weight of 1 multiplies nothing,
             so the default loss is bit for bit the plain sum.
     """
     g, a, v = bce_terms(out, y, y_audio, y_visual, y_global)

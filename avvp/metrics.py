@@ -1,20 +1,20 @@
-"""The LLP evaluation protocol (official.md §f), vectorised over all videos and classes at once.
+"""The official LLP evaluation protocol, vectorised over all videos and classes at once.
 
 Inputs are a model's outputs (video-level ``global_prob``, ``a_prob``, ``v_prob`` of shape (N, C)
 and ``frame_prob`` (N, T, 2, C)) and the dense truth ``gt_audio`` / ``gt_visual`` (N, C, T).
 
-1. Binary predictions (§f.1): a segment is positive when its frame probability is ≥ the threshold
+1. Binary predictions: a segment is positive when its frame probability is ≥ the threshold
    and the class passes the video-level gate: the global probability ("han") or the modality's own
    video probability ("ma"). Audio-visual = audio AND visual, for predictions and truth alike.
-2. Counts per video, class and stream: segment level counts segments (§f.3); event level counts
+2. Counts per video, class and stream: segment level counts segments; event level counts
    events, the maximal runs of positive segments, a predicted event being a true positive when a
    truth event of the same class and stream overlaps it with IoU ≥ 0.5 (inclusive), and a truth
-   event a false negative when no predicted event reaches it (§f.4).
+   event a false negative when no predicted event reaches it.
 3. F1 per video and class, 2TP / (2TP + FP + FN); classes with no truth and no prediction are
    skipped; a video's score is the mean over the remaining classes, or 1.0 when none remain.
    Event@AV pools the audio and visual counts per class before the F1.
 4. Dataset scores are means over videos; Type@AV is the mean of the audio, visual and audio-visual
-   scores (§f.5).
+   scores.
 
 Segments beyond T are not scored; videos of different lengths can share a batch by padding with
 zeros (optionally passing ``lengths``, which zeroes predictions past each video's end), since
@@ -90,7 +90,7 @@ def gate_masks(global_prob: np.ndarray, a_prob: np.ndarray, v_prob: np.ndarray,
 
 
 def binarize(pred: Any, gate: str = "han", threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Binary segment predictions of a model's outputs (official.md §f.1).
+    """Binary segment predictions of a model's outputs (step 1 above).
 
     Args:
         pred: anything with ``global_prob``, ``a_prob``, ``v_prob`` (N, C) and ``frame_prob``
@@ -143,7 +143,7 @@ def label_runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def event_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Event-level (TP, FP, FN) per row (all axes but the last), official.md §f.4.
+    """Event-level (TP, FP, FN) per row (all axes but the last), step 2 above.
 
     Events are the maximal runs of positive segments. A predicted event is a TP when some truth
     event of the same row has IoU ≥ 0.5 with it (|∩| ≥ 0.5·|∪|, i.e. 3|∩| ≥ |P| + |G| in whole
@@ -195,7 +195,7 @@ def _stream_counts(count, pa, pv, ga, gv) -> dict[str, tuple[np.ndarray, ...]]:
 def score_binary(pred_audio: np.ndarray, pred_visual: np.ndarray, gt_audio: np.ndarray,
                  gt_visual: np.ndarray, video_ids: Sequence[str] | None = None,
                  classes: Sequence[str] | None = None) -> Result:
-    """Score binary (N, C, T) predictions against (N, C, T) truth (official.md §f.2–§f.5)."""
+    """Score binary (N, C, T) predictions against (N, C, T) truth (steps 2-4 above)."""
     arrays = {"pred_audio": pred_audio, "pred_visual": pred_visual,
               "gt_audio": gt_audio, "gt_visual": gt_visual}
     shape = np.shape(gt_audio)
@@ -241,7 +241,7 @@ def _class_table(level: str, stream: str, classes: list[str], tp, fp, fn) -> pd.
 def evaluate_arrays(global_prob, a_prob, v_prob, frame_prob, gt_audio, gt_visual, gate: str = "han",
                     threshold: float = 0.5, *, video_ids: Sequence[str] | None = None,
                     classes: Sequence[str] | None = None, lengths: Sequence[int] | None = None) -> Result:
-    """The LLP protocol on arrays: binarize (official.md §f.1), then score (§f.2–§f.5).
+    """The LLP protocol on arrays: binarize (step 1 above), then score (steps 2-4).
 
     Args:
         global_prob, a_prob, v_prob: video-level probabilities (N, C).

@@ -1,4 +1,4 @@
-"""The LLP evaluation protocol as a plain per-video loop, written from official.md §f.
+"""The LLP evaluation protocol as a plain per-video loop, written from the official code.
 
 Slow and simple on purpose: one video at a time, one class at a time, events as Python sets. It
 is the cross-check of the vectorised :mod:`avvp.metrics` (the tests compare both on random

@@ -1,4 +1,4 @@
-"""The HAN model (hybrid attention network, official.md §c) with attentive multimodal MIL pooling.
+"""The official HAN model (hybrid attention network) with attentive multimodal MIL pooling.
 
 Only the modules the official forward pass uses are built, so with the official feature sizes the
 model has exactly 4,569,675 parameters (the official ``MMIL_Net`` also builds dead encoders; see
@@ -6,11 +6,11 @@ model has exactly 4,569,675 parameters (the official ``MMIL_Net`` also builds de
 both modalities, and both calls read the original embeddings. There is no positional encoding,
 so the model works for any number of segments T.
 
-JoMoLD (jomold.md §3) uses the same modules with two switches, both off for HAN and MA:
-``cross_attention`` (the ``with_ca`` switch of §3.2: without it, the HAN layer skips its
+JoMoLD uses the same modules with two switches, both off for HAN and MA:
+``cross_attention`` (JoMoLD's ``with_ca`` switch: without it, the HAN layer skips its
 cross-modal attention, so the audio probabilities depend on the audio input alone and the visual
 ones on the visual inputs alone; :meth:`HAN.forward` also takes it per call) and
-``visual_dropout`` (§3.3: dropout on the post-HAN visual features before the heads, in training
+``visual_dropout`` (dropout on the post-HAN visual features before the heads, in training
 only). Neither adds a parameter, so a JoMoLD state dict loads into this model unchanged.
 """
 
@@ -42,9 +42,9 @@ class HANConfig:
             official model (False); for features whose scale is far from the official ones, such
             as those of randomly initialised extractors.
         cross_attention: the default of :meth:`HAN.forward`'s ``with_ca`` (True: HAN, MA,
-            JoMoLD's final model; False: JoMoLD's noise estimator, jomold.md §3.2, §4).
+            JoMoLD's final model; False: JoMoLD's noise estimator).
         visual_dropout: dropout probability on the post-HAN visual features before the heads
-            (0: HAN, MA; 0.5: JoMoLD, jomold.md §3.3).
+            (0: HAN, MA; 0.5: JoMoLD).
     """
 
     audio_dim: int = 128
@@ -89,7 +89,7 @@ class HANOutput:
         a_feat: (B, T, d) audio features after the HAN layer.
         v_feat_pre: (B, T, d) visual features before the HAN layer (the fc_fusion output).
         v_feat: (B, T, d) visual features after the HAN layer, before the visual dropout
-            (JoMoLD's contrastive term, jomold.md §3.4).
+            (JoMoLD's contrastive term).
     """
 
     global_prob: torch.Tensor
@@ -129,7 +129,7 @@ class HANLayer(nn.Module):
 
     def forward(self, query: torch.Tensor, other: torch.Tensor, with_ca: bool = True) -> torch.Tensor:
         """Attend from ``query`` (B, T, d) to itself and (``with_ca``) to the other modality
-        ``other`` (B, T', d). Without cross-attention: ``h = LN1(q + self(q))`` (jomold.md §3.2)."""
+        ``other`` (B, T', d). Without cross-attention: ``h = LN1(q + self(q))`` (JoMoLD)."""
         if with_ca:
             cross = self.cm_attn(query, other, other, need_weights=False)[0]
             self_ = self.self_attn(query, query, query, need_weights=False)[0]
@@ -142,7 +142,7 @@ class HANLayer(nn.Module):
 
 
 class HAN(nn.Module):
-    """HAN with attentive multimodal MIL pooling (official.md §c).
+    """HAN with attentive multimodal MIL pooling, as the official ``MMIL_Net`` computes it.
 
     Args:
         audio_dim, frame_dim, clip_dim, n_classes, d_model, nhead, dim_feedforward, dropout,

@@ -16,7 +16,7 @@ def read_table(path: str | Path, columns: Iterable[str], what: str = "table") ->
     if not path.exists():
         raise InputError(path, f"{what} not found")
     try:
-        table = pd.read_parquet(path)
+        table = pd.read_parquet(path, page_checksum_verification=True)  # damaged pages are errors
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
         raise InputError(path, f"not a Parquet file: {exc}") from None
     missing = [c for c in columns if c not in table.columns]

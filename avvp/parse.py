@@ -50,7 +50,7 @@ from .atomic import save_figure, write_csv, write_json
 from .classes import LLP_CLASSES
 from .errors import ConfigError, InputError
 from .decoding.media import DECODER_ERRORS
-from .extractors.base import AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
+from .extractors.base import AUDIO_MIN_COVERAGE, AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
 from .extractors.engine import check_engine
 from .metrics import GATES, binarize
 from .paths import child
@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "window": 10,  # seconds decoded and embedded at a time (10: the LLP clip length)
     "timeline": True,  # draw timeline.png
     "audio_tolerance": AUDIO_TOLERANCE_S,  # seconds of a window the audio may leave uncovered
+    "audio_min_coverage": AUDIO_MIN_COVERAGE,  # beyond that, the share it must still cover
     "engine": "jit",  # how the extractor networks run (avvp.extractors.engine)
 }
 
@@ -92,6 +93,9 @@ def parse_settings_defaults(given: Mapping | None = None) -> dict:
     if isinstance(s["audio_tolerance"], bool) or not isinstance(s["audio_tolerance"], (int, float)) \
             or s["audio_tolerance"] < 0:
         raise ConfigError(f"parse.audio_tolerance = {s['audio_tolerance']!r} must be a number >= 0")
+    if isinstance(s["audio_min_coverage"], bool) or not isinstance(s["audio_min_coverage"], (int, float)) \
+            or not 0 <= s["audio_min_coverage"] <= 1:
+        raise ConfigError(f"parse.audio_min_coverage = {s['audio_min_coverage']!r} must be a number in [0, 1]")
     check_engine(s["engine"], "parse")
     return s
 
@@ -157,7 +161,8 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     extractors = {}
     for role in ROLES:
         ext = create_extractor(role_settings[role], role, device=device, missing_audio="silence",
-                               audio_tolerance=s["audio_tolerance"], engine=s["engine"])
+                               audio_tolerance=s["audio_tolerance"], engine=s["engine"],
+                               audio_min_coverage=s["audio_min_coverage"])
         _check_identity(ext, trained.get(role), model_path, source)
         extractors[role] = ext
     _check_dims(model.config, extractors, model_path, source)

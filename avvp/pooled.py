@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .atomic import remove_stale
 from .errors import InputError
-from .feature_store import read_attrs, read_chunks, read_ids, store_writer
+from .feature_store import read_attrs, read_chunks, read_ids, store_shape, store_writer
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,9 @@ def pool_segments(x: torch.Tensor, n_segments: int) -> torch.Tensor:
 
 def source_signature(path: str | Path) -> dict:
     """What identifies a frame store's content for :func:`frame_store`."""
-    import h5py
-
     path = Path(path)
     stat = path.stat()
-    with h5py.File(path, "r") as h5:
-        shape = list(h5["features"].shape)
+    shape = list(store_shape(path))
     return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "shape": shape,
             "attrs": {k: v for k, v in read_attrs(path).items() if k != SOURCE_ATTR}}
 
@@ -72,13 +69,10 @@ def frame_store(features_dir: str | Path) -> Path:
 
 def segments_of(features_dir: str | Path) -> int:
     """Segments per video: the rows of the audio store (one per segment)."""
-    import h5py
-
     path = Path(features_dir) / "audio.h5"
     if not path.exists():
         raise InputError(path, "audio feature store not found (it gives the segments per video)")
-    with h5py.File(path, "r") as h5:
-        return int(h5["features"].shape[1])
+    return int(store_shape(path)[1])
 
 
 def pool_store(features_dir: str | Path, progress: bool = True) -> Path:
@@ -90,6 +84,8 @@ def pool_store(features_dir: str | Path, progress: bool = True) -> Path:
     """
     folder = Path(features_dir)
     src, out = folder / "frame.h5", folder / POOLED
+    if not src.exists():
+        raise InputError(src, "frame feature store not found (avvp merge-features or import-features makes it)")
     n_segments = segments_of(folder)
     signature = source_signature(src)
     n, rows, dim = signature["shape"]

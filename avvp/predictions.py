@@ -6,6 +6,8 @@ Arrays: ``video_ids`` (N,) str, ``classes`` (C,) str, ``global_prob`` (N, C), ``
 
 from __future__ import annotations
 
+import zipfile
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +52,18 @@ class Predictions:
         if not path.exists():
             raise InputError(path, "predictions file not found")
         try:
+            with zipfile.ZipFile(path) as archive:  # np.load checks no CRC of the arrays it skips
+                bad = archive.testzip()
+            if bad is not None:
+                raise InputError(path, f"the file is damaged: its array {bad} fails its CRC-32 check")
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in ("video_ids", "classes", *ARRAYS) if k not in data]
                 if missing:
                     raise InputError(path, f"missing array(s): {', '.join(missing)}")
                 fields = {k: data[k].astype(np.float32) for k in ARRAYS}
                 ids, classes = [str(v) for v in data["video_ids"]], [str(c) for c in data["classes"]]
-        except (ValueError, OSError) as exc:
-            raise InputError(path, f"not a predictions file: {exc}") from exc
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise InputError(path, f"not a predictions file (truncated or damaged?): {exc}") from None
         try:
             return cls(ids, classes, **fields)
         except InputError as exc:

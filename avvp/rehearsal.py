@@ -1,6 +1,6 @@
 """A stand-in for the official LLP feature release, built from LLP annotation files.
 
-The official features (official.md §b) cannot be downloaded everywhere, yet the pipeline must be
+The official features cannot be downloaded everywhere, yet the pipeline must be
 rehearsed at their full size and layout. :func:`write_release` writes, for every video of a folder
 of LLP annotation files, ``feats/vggish/<11-char id>.npy`` (10, 128), ``feats/res152/<id>.npy``
 (80, 2048) and ``feats/r2plus1d_18/<id>.npy`` (10, 512), float32, exactly as the release lays them

@@ -1,9 +1,9 @@
-"""Training HAN / MA (official.md §d, §e): loop, validation, model selection, exact resume.
+"""Training HAN / MA / JoMoLD: loop, validation, model selection, exact resume.
 
 Recipe: Adam (lr 3e-4), StepLR(10, 0.1) stepped once per epoch, batch 16, the three BCE terms
 (:mod:`avvp.losses`), optionally MA's contrastive loss. HAN: 40 epochs, keep the epoch with the best
 validation segment-level Type@AV (ties go to the later epoch; ``select: best``). MA: 12 epochs,
-keep the last (``select: last``). JoMoLD (jomold.md §7, the ``jomold*`` variants' recipe):
+keep the last (``select: last``). JoMoLD (the ``jomold*`` variants' recipe):
 Adam 5e-4, StepLR(6, 0.25), batch 128, 25 epochs, the best validation *event-level audio* F1
 (``select_metric: event_audio``), loss weights 2/1/1 (``loss_weights``) and dynamic label
 denoising (``denoise``): a hook object (:mod:`avvp.refine`, e.g.
@@ -30,6 +30,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, provenance
 from .atomic import write_parquet
 from .checkpoint import load_torch, save_model, save_torch
 from .data import SplitData, Targets, build_targets, load_annotations, load_split
@@ -192,15 +193,15 @@ class TrainResult:
     score: float
 
 
-def _fingerprint(settings: Mapping, seed: int, train: SplitData, targets: Targets,
-                 val: SplitData | None, extra: bytes = b"") -> str:
-    """Identity of a run: settings (minus the device), seed, videos, targets, feature stores and sums."""
-    h = hashlib.sha256()
+def _identity(settings: Mapping, seed: int, train: SplitData, targets: Targets,
+              val: SplitData | None, extra: bytes = b"") -> dict:
+    """Identity of a run, compared before resuming: the code (avvp version, git commit, source
+    fingerprint), the settings (minus the device), the seed, and the data (videos, targets,
+    feature stores and sums)."""
     s = copy.deepcopy(dict(settings))
     s["train"].pop("device", None)
     s["train"].pop("seeds", None)
-    h.update(json.dumps(s, sort_keys=True).encode())
-    h.update(f"seed={seed}".encode())
+    h = hashlib.sha256()
     h.update("\n".join(train.features.video_ids).encode())
     h.update(json.dumps(train.features.dims(), sort_keys=True).encode())
     h.update(json.dumps(train.features.attrs, sort_keys=True, default=str).encode())
@@ -211,7 +212,9 @@ def _fingerprint(settings: Mapping, seed: int, train: SplitData, targets: Target
     if val is not None:
         h.update("\n".join(val.features.video_ids).encode())
     h.update(extra)
-    return h.hexdigest()
+    settings_sha = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()
+    return {**provenance.code_identity(), "settings": "sha256:" + settings_sha, "seed": int(seed),
+            "data": "sha256:" + h.hexdigest()}
 
 
 def _checksum(x: torch.Tensor, rows: int = 32) -> float:
@@ -297,15 +300,15 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     model = model.to(device)
     optimizer = make_optimizer(model, t["lr"])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["step_size"], gamma=t["gamma"])
-    fingerprint = _fingerprint(s, seed, train, targets, val, b"" if denoiser is None else denoiser.fingerprint())
+    identity = _identity(s, seed, train, targets, val, b"" if denoiser is None else denoiser.fingerprint())
     history: list[dict] = []
     best: dict | None = None
     start = 0
 
     if resume and ckpt_path.exists():
         state = _load_resume_state(ckpt_path)
-        if isinstance(state, Mapping) and state.get("format") == STATE_FORMAT \
-                and state.get("fingerprint") == fingerprint:
+        why = _not_resumable(state, identity)
+        if not why:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -315,7 +318,9 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
                 denoiser.load_state(state["denoiser"])
             log.info("resuming from %s after epoch %d", ckpt_path, start)
         else:
-            log.warning("%s belongs to another run (settings, seed or data differ); starting afresh", ckpt_path)
+            aside = set_aside(ckpt_path)
+            log.warning("not resuming from %s: %s. Set it aside as %s; training from epoch 1",
+                        ckpt_path, "; ".join(why), aside)
 
     audio, frame, clip = _device_features(train, device)
     weak, y_g, y_a, y_v = (x.to(device) for x in (targets.weak, targets.global_, targets.audio, targets.visual))
@@ -342,7 +347,7 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
             best = {"epoch": epoch + 1, "score": float(row[metric]),
                     "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         save_torch(ckpt_path, {
-            "format": STATE_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
+            "format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
             "denoiser": None if denoiser is None else denoiser.state(),
@@ -357,6 +362,29 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     if denoiser is not None:
         denoiser.write(out.parent / DROPS, train.features.video_ids, classes)
     return _finish(model, history, best, s, classes, out, seed, meta)
+
+
+def _not_resumable(state: Any, identity: Mapping) -> list[str]:
+    """Why a resume state must not be resumed by this run (empty: it may)."""
+    if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
+        return ["it is not an avvp training state"]
+    stored = state.get("identity")
+    if not isinstance(stored, Mapping):
+        return ["it was written by an older avvp that did not record the code that made it"]
+    return provenance.differences(stored, identity)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a resume file that must not be resumed to ``<folder>/set-aside/<k>.pt`` (the first
+    free k), so nothing is deleted; returns the new name."""
+    folder = path.parent / "set-aside"
+    folder.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while (folder / f"{k}{path.suffix}").exists():
+        k += 1
+    target = folder / f"{k}{path.suffix}"
+    os.replace(path, target)
+    return target
 
 
 def _load_resume_state(path: Path) -> Any:

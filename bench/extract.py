@@ -5,7 +5,7 @@ seeded random weights on the same clips, each as fresh Python processes with the
 torch threads, taking turns (interleaved rounds, the order reversed every round) so that they
 share whatever else loads the machine:
 
-* **official**: the procedure of official.md §b, step by step, one process per step over all
+* **official**: the official scripts' procedure, step by step, one process per step over all
   clips (``bench/official_extract.py``): ``ffmpeg -r 8`` to JPEG files; PIL + Resize(256) +
   CenterCrop(224) + normalisation and ONE ResNet-152 forward pass of each clip's 80 frames; the
   JPEGs read again and resized to 112 × 112 for R(2+1)D-18; the WAV written with ffmpeg and VGGish

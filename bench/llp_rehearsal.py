@@ -53,7 +53,7 @@ STAGE_OUTPUTS = {"import_features": ["features/audio.h5", "features/frame.h5", "
                               "dense_train_audio.parquet", "dense_train_visual.parquet"]}
 LOG_LINE = re.compile(r"avvp [\w-]+: (?P<wall>[\d.]+) s wall, (?P<cpu>[\d.]+) s CPU, "
                       r"peak memory (?P<mb>[\d.]+) MB")
-#: Segment-level F1 of all-zero predictions on the real LLP test annotations (official.md §f).
+#: Segment-level F1 of all-zero predictions on the real LLP test annotations (official scoring).
 ALL_ZEROS = {"audio": 0.0050, "visual": 0.1008, "av": 0.1450}
 
 

@@ -1,6 +1,6 @@
 """The official LLP feature extraction, step by step, as the baseline of ``bench/extract.py``.
 
-Written from its description (official.md §b; no code copied), one step per process as the
+Written from its description (no code copied), one step per process as the
 official scripts run, each over every video of a list:
 
 * ``frames``: ``ffmpeg -i <video> -y -r 8 <dir>/%06d.jpg`` per video (JPEG files at source size);

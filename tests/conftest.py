@@ -80,3 +80,12 @@ def server(tmp_path_factory, sample_clip):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """One uninterrupted run of every stage of the DAG through the CLI on tiny data (the fault
+    matrix's reference, tests/test_fault_matrix.py); the matrix table is written when it ends."""
+    from test_fault_matrix import reference_run
+
+    yield from reference_run(tmp_path_factory)

@@ -476,7 +476,8 @@ def test_killed_joint_job_resumes_to_the_same_bytes(tmp_path, clips):
 
 def test_short_audio_is_padded_up_to_the_tolerance(tmp_path):
     """An audio track shorter than the video is padded with silence up to audio_tolerance, recorded
-    in the store (padded_s) and as a warning row; below the tolerance it is an error."""
+    in the store (padded_s) and as a warning row; beyond it, kept as a degraded row while the audio
+    covers audio_min_coverage of the window, else an error."""
     from media import write_media
 
     from avvp.feature_store import read_flags
@@ -494,8 +495,12 @@ def test_short_audio_is_padded_up_to_the_tolerance(tmp_path):
     assert rows[["video_id", "severity"]].values.tolist() == [["short000000_0_3", "warning"]]
     assert "1.1" in rows["reason"].iloc[0] and "padded with silence" in rows["reason"].iloc[0]
     assert '"audio_tolerance":1.5' in read_store(tmp_path / "a.h5")[2]["settings"]
-    strict = extract_shard(manifest, "audio", {**settings, "audio_tolerance": 0.5}, 0, 1, tmp_path / "b.h5",
-                           tmp_path / "b.parquet", progress=False)
+    kept = extract_shard(manifest, "audio", {**settings, "audio_tolerance": 0.5}, 0, 1, tmp_path / "k.h5",
+                         tmp_path / "k.parquet", progress=False)  # 1.9 of 3 s: 63 % >= 50 %
+    assert kept.ids == ["full0000000_0_3", "short000000_0_3"]
+    assert kept.failures.set_index("video_id").loc["short000000_0_3", "severity"] == "degraded"
+    strict = extract_shard(manifest, "audio", {**settings, "audio_tolerance": 0.5, "audio_min_coverage": 1.0},
+                           0, 1, tmp_path / "b.h5", tmp_path / "b.parquet", progress=False)
     assert strict.ids == ["full0000000_0_3"]
     error = strict.failures.set_index("video_id").loc["short000000_0_3"]
     assert error["severity"] == "error" and "audio covers 1.9" in error["reason"]

@@ -1,8 +1,10 @@
-"""Eighteen odd and broken media files through ``avvp extract`` and ``avvp parse`` (issue 13).
+"""Twenty-one odd and broken media files through ``avvp extract`` and ``avvp parse`` (issues 13, 20).
 
 The files are written here with PyAV: other containers and codecs (MPEG-TS with MPEG-2/MP2, AVI
 with MPEG-4 and PCM, MJPEG, VP9/Opus WebM, 96-kHz 5.1 FLAC in MKV, 8-kHz mono), a 60-s video,
-three aspect ratios, a short audio track, missing streams, one frame, and broken files (zero
+three aspect ratios and an odd size (in one shard, with and without a crop), short audio tracks
+(one padded within the tolerance, one covering 60 % of the window: kept and flagged as degraded,
+one covering 20 %: the audio role fails), missing streams, one frame, and broken files (zero
 bytes, truncated, a corrupt ``moov`` box, text). Each command runs once over all of them, as one
 shard, in a fresh process: it must end without a traceback, and every file must be either decoded
 or listed with its reason.
@@ -28,7 +30,7 @@ from avvp.model import HAN
 ROLES = ("audio", "frame", "clip")
 WINDOW = 3  # seconds: every manifest row is a 3-s clip
 FEATURES = {
-    "batch_size": 16, "threads": 1, "audio_tolerance": 2.0,
+    "batch_size": 16, "threads": 1, "audio_tolerance": 1.0, "audio_min_coverage": 0.5,
     "audio": {"extractor": "vggish", "weights": "none", "seed": 0},
     "frame": {"extractor": "resnet152", "backbone": "resnet18", "weights": "none", "seed": 0,
               "size": 24, "crop": None},  # crop null: every aspect ratio keeps its shape
@@ -46,8 +48,14 @@ GOOD = {  # decoded in every role
     "aspect_4x3.mp4": dict(size=(64, 48)),
     "aspect_16x9.mp4": dict(size=(64, 36)),
     "portrait_9x16.mp4": dict(size=(36, 64)),
+    "odd_63x37.mp4": dict(size=(63, 37), pix_fmt="yuv444p"),
     "short_audio.mp4": dict(audio_seconds=WINDOW - 0.94),  # padded with silence: a warning
+    "audio_60pct.mp4": dict(audio_seconds=0.6 * WINDOW),  # 1.2 s > tolerance, 60 % >= 50 %: degraded
 }
+#: Decoded in the video roles only: the audio covers 20 % of the window (< audio_min_coverage).
+AUDIO_TOO_SHORT = {"audio_20pct.mp4": dict(audio_seconds=0.2 * WINDOW)}
+#: The aspect ratios and sizes that share one shard.
+SHAPES = ("aspect_4x3.mp4", "aspect_16x9.mp4", "portrait_9x16.mp4", "odd_63x37.mp4")
 ONE_STREAM = {
     "audio_only.m4a": dict(vcodec=None),
     "video_only.mp4": dict(acodec=None),
@@ -60,7 +68,7 @@ BROKEN = ("zero_bytes.mp4", "truncated.mp4", "corrupt_moov.mp4", "text.mp4")
 def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("odd")
     made = {name: write_media(d / name, **{"seconds": float(WINDOW), **kw}, colour=17 * i)
-            for i, (name, kw) in enumerate({**GOOD, **ONE_STREAM}.items())}
+            for i, (name, kw) in enumerate({**GOOD, **ONE_STREAM, **AUDIO_TOO_SHORT}.items())}
     (d / "zero_bytes.mp4").write_bytes(b"")
     whole = write_media(d / "whole.mp4", seconds=float(WINDOW)).read_bytes()
     (d / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
@@ -69,7 +77,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     (d / "text.mp4").write_text("these are meeting notes, not a video\n" * 40)
     (d / "whole.mp4").unlink()
     made.update({name: d / name for name in BROKEN})
-    assert len(made) == 18
+    assert len(made) == 21
     return made
 
 
@@ -91,8 +99,8 @@ def test_extract_one_shard_of_odd_media(media, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = {role: set(GOOD) for role in ROLES}
     expected["audio"] |= {"audio_only.m4a"}
-    expected["frame"] |= {"video_only.mp4"}
-    expected["clip"] |= {"video_only.mp4"}
+    expected["frame"] |= {"video_only.mp4", "audio_20pct.mp4"}
+    expected["clip"] |= {"video_only.mp4", "audio_20pct.mp4"}
     name_of = {v: k for k, v in ids.items()}
     for role in ROLES:
         stored, feats, _ = read_store(tmp_path / f"{role}.h5")
@@ -113,9 +121,44 @@ def test_extract_one_shard_of_odd_media(media, tmp_path):
     warning = audio[audio["severity"] == "warning"]
     assert warning["video_id"].tolist() == [ids["short_audio.mp4"]]
     assert "padded with silence" in warning["reason"].iloc[0]
+    degraded = audio[audio["severity"] == "degraded"]
+    assert degraded["video_id"].tolist() == [ids["audio_60pct.mp4"]]
+    assert "more than features.audio_tolerance (1 s); kept" in degraded["reason"].iloc[0]
     padded = dict(zip(read_store(tmp_path / "audio.h5")[0], read_flags(tmp_path / "audio.h5")["padded_s"]))
     assert padded[ids["short_audio.mp4"]] == pytest.approx(0.94, abs=0.05)
+    assert padded[ids["audio_60pct.mp4"]] == pytest.approx(1.2, abs=0.05)
     assert "no audio stream" in audio.set_index("video_id")["reason"][ids["video_only.mp4"]]
+    too_short = audio.set_index("video_id")["reason"][ids["audio_20pct.mp4"]]
+    assert "audio covers 0.6" in too_short and "audio_min_coverage" in too_short
+    # Every aspect ratio and the odd size in one shard, without a crop (each frame keeps its
+    # aspect ratio): all stored, with features of the one store shape.
+    frames = dict(zip(*read_store(tmp_path / "frame.h5")[:2]))
+    assert all(ids[n] in frames for n in SHAPES)
+
+
+def test_shapes_in_one_shard_with_a_crop(media, tmp_path):
+    """The same four shapes (4:3, 16:9, 9:16, 63 x 37) in one shard with a square centre crop."""
+    ids = {name: f"{Path(name).stem.replace('_', '')[:11]:x<11}_0_{WINDOW}" for name in SHAPES}
+    manifest = tmp_path / "manifest.parquet"
+    pd.DataFrame({"video_id": list(ids.values()), "start": 0.0, "end": float(WINDOW),
+                  "path": [str(media[n]) for n in SHAPES]}).to_parquet(manifest)
+    settings = json.loads(json.dumps(FEATURES))
+    settings.update(frame={**settings["frame"], "crop": 16}, engine="eager")  # eager: no compile
+    from avvp.cli import main
+
+    threads = torch.get_num_threads()
+    try:  # in this process: the torch import of a new one costs more than the extraction
+        rc = main(["--threads", "1", "extract", "--manifest", str(manifest), "--role", "frame", "--settings",
+                   json.dumps(settings), "--shards", "1", "--out", str(tmp_path / "{role}.h5"), "--failures",
+                   str(tmp_path / "{role}.parquet"), "--no-progress"])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    stored, feats, attrs = read_store(tmp_path / "frame.h5")
+    assert sorted(stored) == sorted(ids.values())
+    assert pd.read_parquet(tmp_path / "frame.parquet").empty
+    assert json.loads(attrs["settings"])["crop"] == 16
+    assert torch.isfinite(torch.from_numpy(feats)).all() and feats.shape[1] == 8 * WINDOW
 
 
 def test_parse_odd_media_in_one_call(media, tmp_path):

@@ -1,4 +1,4 @@
-"""The CI-sized twin of the full-size LLP rehearsal (README, "Rehearsing the LLP run"): a stand-in
+"""The CI-sized twin of the full-size LLP rehearsal (docs/llp/rehearsal.md): a stand-in
 release of a few hundred real LLP videos through the real Snakemake DAG of config/llp_features.yaml
 (import, pooled frames, train every Table 1 and Table 2 variant, refine, retrain, evaluate on the
 real test annotations, tables); then a kill -9 of the import and of a training job, and a rerun

@@ -9,7 +9,13 @@ def register(sub) -> None:
                             "segment, which train, refine and predict then read instead")
     p.add_argument("--features-dir", required=True, help="folder with frame.h5 and audio.h5")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, provenance_inputs=_inputs)
+
+
+def _inputs(args) -> list:
+    from pathlib import Path
+
+    return [Path(args.features_dir) / name for name in ("frame.h5", "audio.h5")]
 
 
 def run(args) -> int:

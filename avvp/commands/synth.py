@@ -9,6 +9,9 @@ def register(sub) -> None:
     plan = actions.add_parser("plan", help="write the LLP-format annotation folder of a seeded event plan")
     plan.add_argument("--settings", default=None, help="synth settings: inline JSON or a YAML/JSON file")
     plan.add_argument("--out", required=True, help="annotation folder to write")
+    plan.add_argument("--id-prefix", default="S",
+                      help="first letter of the video ids (default S; another letter makes videos no "
+                           "default plan holds)")
     plan.set_defaults(func=run_plan)
     render = actions.add_parser("render", help="render one shard of the planned videos into MP4 clips")
     render.add_argument("--annotations", required=True, help="annotation folder written by `avvp synth plan`")
@@ -23,7 +26,7 @@ def register(sub) -> None:
 def run_plan(args) -> int:
     from ..synth import make_plan, resolve, write_annotations
 
-    plan = make_plan(resolve(args.settings))
+    plan = make_plan(resolve(args.settings), args.id_prefix)
     write_annotations(plan, args.out)
     events = sum(len(v["events"]) for v in plan["videos"])
     print(f"planned {len(plan['videos'])} videos, {events} events, {len(plan['classes'])} classes -> {args.out}")

@@ -22,7 +22,12 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="the Markdown file (default: <results>/tables/<table>.md); "
                                                ".csv and .png are written beside it")
     p.add_argument("--decimals", type=int, default=1, help="decimals in the Markdown (default: 1)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, provenance_inputs=_inputs)
+
+
+def _inputs(args) -> list[Path]:
+    """The evaluation results a table reads (for its provenance record)."""
+    return sorted(Path(args.results).glob("eval/*/seed*/*/metrics.json"))
 
 
 def run(args) -> int:

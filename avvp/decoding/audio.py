@@ -180,7 +180,9 @@ class AudioCollector:
         if missing > self.tolerance:
             raise DecodeError(self.path, f"audio covers {window - missing:.2f} s of the window "
                                          f"[{self.start:g}, {self.start + window:g}) s, which needs "
-                                         f"{window:.2f} s{note}")
+                                         f"{window:.2f} s; at most {self.tolerance:.2f} s may be "
+                                         f"padded with silence (features.audio_tolerance / "
+                                         f"audio_min_coverage){note}")
         self.runs = []
         return Audio(samples=samples, sample_rate=out_rate, padded_s=float(missing))
 

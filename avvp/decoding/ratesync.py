@@ -1,6 +1,6 @@
 """ffmpeg's constant-frame-rate output conversion (``ffmpeg -i clip -r 8 out_%06d.jpg``), in Python.
 
-The official frame extraction (official.md §b.3) lets the ``ffmpeg`` command-line tool convert the
+The official frame extraction lets the ``ffmpeg`` command-line tool convert the
 source frame rate to 8 fps. ffmpeg does not sample frames at the nearest time: for a CFR output
 (image2 and rawvideo muxers) it keeps a running output counter and, for each decoded frame,
 decides how many copies to emit from the drift between the frame's timestamp and the counter,

@@ -40,7 +40,7 @@ class Frames:
 
 
 def spread_indices(n_available: int, n_wanted: int) -> np.ndarray:
-    """Indices ``round(linspace(0, n_available - 1, n_wanted))`` (official.md §b.4; numpy rounding)."""
+    """Indices ``round(linspace(0, n_available - 1, n_wanted))`` (official; numpy rounding)."""
     if n_available < 1 or n_wanted < 1:
         raise ValueError(f"need at least one frame to pick from and to pick, got {n_available}, {n_wanted}")
     return np.round(np.linspace(0, n_available - 1, n_wanted)).astype(np.int64)
@@ -221,7 +221,7 @@ def decode_frames(path: str | Path, start: float = 0.0, end: float | None = None
         end: window end (s); None decodes to the end of the stream.
         fps: output frame rate.
         n_frames: if given, keep only the frames at ``round(linspace(0, N - 1, n_frames))`` of the
-            N output frames (official.md §b.4); frames repeat when N < n_frames.
+            N output frames (as the official extraction); frames repeat when N < n_frames.
         size: ``(width, height)`` to resize to in the decoder (bilinear); None keeps the source size.
         tolerance: how much shorter than the window the video may be (s).
 

@@ -31,7 +31,7 @@ from .engine import Engine, check_engine, check_precision
 if TYPE_CHECKING:
     from ..decoding import Streams
 
-#: ImageNet and Kinetics-400 normalisation (official.md §b.4, §b.5).
+#: ImageNet and Kinetics-400 normalisation (those of the official frame and clip features).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -43,6 +43,11 @@ COMMON_DEFAULTS = {"precision": "fp32"}
 #: Default ``audio_tolerance``: how much of a window (s) an audio stream may leave uncovered; the
 #: gap is filled with silence and recorded, a longer one is a failure.
 AUDIO_TOLERANCE_S = 2.0
+#: Default ``audio_min_coverage``: the share of a window an audio stream must cover at least.
+#: A shortfall beyond ``audio_tolerance`` but within this keeps the video: its audio is padded
+#: with silence and flagged (severity ``degraded``); only audio covering less fails the video,
+#: whose visual features would otherwise be lost with it.
+AUDIO_MIN_COVERAGE = 0.5
 #: Audio padding (s) below this is codec rounding: recorded (``padded_s``) but not warned about.
 AUDIO_PAD_NOTE_S = 0.05
 
@@ -63,7 +68,10 @@ class Extractor(ABC):
         settings: the role section (``extractor``, the extractor's keys, ``precision``).
         device: a torch device (or its name).
         missing_audio: ``error`` or ``silence`` for clips without an audio stream.
-        audio_tolerance: seconds of a window the audio may leave uncovered (padded with silence).
+        audio_tolerance: seconds of a window the audio may leave uncovered (padded with silence,
+            a warning).
+        audio_min_coverage: share of the window the audio must cover at least; a shortfall
+            beyond ``audio_tolerance`` but within this is padded too (flagged as degraded).
         engine: ``jit`` or ``eager`` (see :mod:`avvp.extractors.engine`).
         batch_size: units per forward pass (``jit`` pads every batch to it).
 
@@ -90,8 +98,9 @@ class Extractor(ABC):
 
     def __init__(self, settings: Mapping, device: str | torch.device = "cpu",
                  missing_audio: str = "error", audio_tolerance: float = AUDIO_TOLERANCE_S,
-                 engine: str = "jit", batch_size: int | None = None):
-        self.configure(settings, device, missing_audio, audio_tolerance, engine)
+                 engine: str = "jit", batch_size: int | None = None,
+                 audio_min_coverage: float = AUDIO_MIN_COVERAGE):
+        self.configure(settings, device, missing_audio, audio_tolerance, engine, audio_min_coverage)
         self.dim = 0
         self.head_prefixes: tuple[str, ...] = ()
         weights = resolve_weights(self.settings.get("weights"), self.settings.get("seed", 0),
@@ -107,7 +116,7 @@ class Extractor(ABC):
                              batch_size)
 
     def configure(self, settings: Mapping, device, missing_audio: str, audio_tolerance: float,
-                  engine: str) -> None:
+                  engine: str, audio_min_coverage: float = AUDIO_MIN_COVERAGE) -> None:
         """Merge and check the settings; set the device and the audio options."""
         self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
         check_engine(engine, f"features.{self.role}")
@@ -115,6 +124,7 @@ class Extractor(ABC):
         self.device = torch.device(device)
         self.missing_audio = missing_audio
         self.audio_tolerance = float(audio_tolerance)
+        self.audio_min_coverage = float(audio_min_coverage)
 
     @classmethod
     def all_defaults(cls) -> dict:
@@ -167,9 +177,14 @@ class Extractor(ABC):
         (its keyword arguments)."""
         if self.stream == "audio":
             return {"audio": True, "video": False, "sample_rate": self.sample_rate,
-                    "missing": self.missing_audio, "audio_tolerance": self.audio_tolerance}
+                    "missing": self.missing_audio, "audio_tolerance": self.audio_limit(duration)}
         return {"audio": False, "video": True, "fps": float(self.fps),
                 "n_frames": self.segments(duration) * self.fps}
+
+    def audio_limit(self, duration: float) -> float:
+        """Seconds of a ``duration``-s window the audio may leave uncovered before the clip fails:
+        ``audio_tolerance``, or more where ``audio_min_coverage`` allows more."""
+        return max(self.audio_tolerance, (1.0 - self.audio_min_coverage) * float(duration))
 
     def load(self, path: str | Path, duration: float, start: float = 0.0) -> torch.Tensor:
         """Decode ``[start, start + duration)`` of one clip into its CPU model units.
@@ -211,6 +226,7 @@ class Extractor(ABC):
         if self.stream == "audio":
             settings["missing_audio"] = self.missing_audio
             settings["audio_tolerance"] = self.audio_tolerance
+            settings["audio_min_coverage"] = self.audio_min_coverage
         return {
             "role": self.role,
             "extractor": str(self.settings["extractor"]),

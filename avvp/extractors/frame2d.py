@@ -1,7 +1,7 @@
 """Per-frame features from a 2-D image backbone (official: torchvision ResNet-152, 2048-d).
 
 The clip is sampled at 8 frames per second (what ``ffmpeg -r 8`` outputs, then 8T frames picked
-evenly, official.md §b.3-4). Each frame is resized so that its shorter side is ``size`` (aspect
+evenly: the official choice). Each frame is resized so that its shorter side is ``size`` (aspect
 kept, antialiased bilinear), centre-cropped to ``crop`` × ``crop`` (``crop: null`` keeps the whole
 resized frame), scaled to [0, 1] and normalised
 with the backbone's mean and std (ImageNet for torchvision). The classifier is removed, so the

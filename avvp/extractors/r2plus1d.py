@@ -1,6 +1,6 @@
 """Clip features from torchvision's R(2+1)D-18 (official: Kinetics-400 weights, 512-d).
 
-The same 8T frames as the frame features (8 fps, official.md §b.5) are squashed to ``size`` ×
+The same 8T frames as the frame features (8 fps, the official rate) are squashed to ``size`` ×
 ``size`` (no aspect ratio, no crop; antialiased bilinear), scaled to [0, 1], normalised with the
 Kinetics mean and std and grouped into T consecutive clips of 8 frames, (T, 3, 8, size, size). The
 final fc is removed (the average pool is kept): (T, 512). ``backbone`` may name another torchvision

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..teachers.models import Teacher
-from .base import AUDIO_TOLERANCE_S, Extractor
+from .base import AUDIO_MIN_COVERAGE, AUDIO_TOLERANCE_S, Extractor
 
 
 class EagerEngine:
@@ -52,8 +52,9 @@ class TeacherExtractor(Extractor):
     input_ndim = 0
 
     def __init__(self, settings: Mapping, device: str | torch.device = "cpu", missing_audio: str = "error",
-                 audio_tolerance: float = AUDIO_TOLERANCE_S, engine: str = "jit", batch_size: int | None = None):
-        self.configure(settings, device, missing_audio, audio_tolerance, engine)
+                 audio_tolerance: float = AUDIO_TOLERANCE_S, engine: str = "jit", batch_size: int | None = None,
+                 audio_min_coverage: float = AUDIO_MIN_COVERAGE):
+        self.configure(settings, device, missing_audio, audio_tolerance, engine, audio_min_coverage)
         self.head_prefixes = ()
         teacher = self.load_teacher()
         self.weights_identity = teacher.identity

@@ -7,12 +7,12 @@ or while a model trains on them. Two kinds share one set of tables and reports:
 * **static** methods compute the refined labels once, from a trained base model, before a model
   is retrained on them: ``estimate(model, video_ids, classes, labels, audio, frame, clip,
   settings, run_seed, progress) -> LabelResult``. Member: ``exchange``, MA's exchange-based
-  estimation (:mod:`avvp.refine.exchange`, official.md §e);
+  estimation (:mod:`avvp.refine.exchange`);
 * **dynamic** methods drop labels batch by batch while the model trains: a class built as
   ``cls(ratios, n_classes, settings)`` whose instances :func:`avvp.train.run_epoch` calls before
   every step (``start_epoch``, ``__call__`` → new audio / visual targets, ``end_epoch``, and
   ``state`` / ``load_state`` / ``write`` for resume and the drop record). Member: ``jomold``,
-  JoMoLD's joint-modal denoising (:mod:`avvp.refine.jomold`, jomold.md §6), driven by per-class
+  JoMoLD's joint-modal denoising (:mod:`avvp.refine.jomold`), driven by per-class
   noise ratios (:mod:`avvp.refine.ratios`: JoMoLD's estimator, MA's drops, or the truth).
 
 Shared by all members: the refined-labels table (:mod:`avvp.refine.table`; a dynamic method's

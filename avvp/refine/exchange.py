@@ -1,4 +1,4 @@
-"""MA's exchange-based modality-aware label refinement (official.md §e1).
+"""MA's exchange-based modality-aware label refinement, as MA's step 2 does it.
 
 For every training video *i* a partner *j* with a disjoint weak label set is drawn (seeded). The
 trained base model, in eval mode, runs three passes:
@@ -23,7 +23,7 @@ Options beyond the official code (settings, see :data:`DEFAULTS`): ``partners`` 
 video with the swapped-pass probabilities averaged over them; ``threshold: fixed`` (one threshold
 for every class); ``modalities: audio|visual`` (apply only one modality's drops, the paper's
 Table 3); ``alias_global`` (the official aliasing by which a dropped audio label also zeroes the
-global target, official.md §e2; carried to training in the table's ``global`` column). A video
+global target; carried to training in the table's ``global`` column). A video
 with no disjoint partner is recorded (``n_partners = 0``) and keeps its labels.
 
 The result is a refined-labels table (:mod:`avvp.refine.table`) with one row per positive weak
@@ -225,7 +225,7 @@ def thresholds(labels: np.ndarray, probs: ExchangeProbs, settings: Mapping[str, 
 
 def drop_masks(labels: np.ndarray, probs: ExchangeProbs, thr_audio: np.ndarray, thr_visual: np.ndarray,
                modalities: str = "both") -> tuple[np.ndarray, np.ndarray]:
-    """The two drop rules (official.md §e1) on positive labels; NaN probabilities never drop.
+    """The two drop rules of MA's step 2 on positive labels; NaN probabilities never drop.
 
     Returns:
         (drop_audio, drop_visual), (N, C) bool.

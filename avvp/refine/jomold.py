@@ -1,17 +1,16 @@
 """JoMoLD's joint-modal label denoising (Cheng et al., ECCV 2022), exactly as its code does it.
 
-The *dynamic* member of the label-denoising family (:mod:`avvp.refine`). Three stages
-(jomold.md §1):
+The *dynamic* member of the label-denoising family (:mod:`avvp.refine`). Three stages:
 
-1. a **noise estimator**, HAN without cross-modal attention (§3.2, §4): the ``jomold_ne``
+1. a **noise estimator**, HAN without cross-modal attention: the ``jomold_ne``
    experiment variant, an ordinary ``avvp train`` run (``model.cross_attention: false``);
-2. **noise ratios** (§5), :func:`estimate_ratios`: one eval-mode pass of the estimator, without
+2. **noise ratios**, :func:`estimate_ratios`: one eval-mode pass of the estimator, without
    cross-attention, over the training set in shuffled batches of 128. Class means over *all*
    training videos, taken as the **mean of the batch means** (the last, smaller batch weighs as
    much as a full one); for every positive label, *visual noisy* iff ``Pv·p^v / m^v < v_thres``
    (1.8) and *audio noisy* iff ``Pa·p^a / m^a < a_thres`` (0.6), with the targets Pa = y,
    Pv = 0.9y + 0.05 and a strict ``<``; ratio = noisy count / n_c;
-3. **training with joint-modal denoising** (§6), :class:`JointModalDenoiser`, the batch hook of
+3. **training with joint-modal denoising**, :class:`JointModalDenoiser`, the batch hook of
    :func:`avvp.train.run_epoch`: before every step, the ratios ρ follow the warm-up schedule
    (:func:`schedule_step`: as coded, no label is dropped in epoch 1 and the full ratios apply
    from epoch 2; a linear ramp is an option); a **loss-ranking pass** of the model being trained,
@@ -24,7 +23,7 @@ The *dynamic* member of the label-denoising family (:mod:`avvp.refine`). Three s
    negatives); the global target y is never changed; nothing persists across batches.
 
 The training step then runs with cross-attention and the loss 2·BCE(p^a, Pa′) + BCE(p^v, Pv′) +
-BCE(p, y) + L_nce (§6.1; the variant's recipe, :mod:`avvp.experiments`).
+BCE(p, y) + L_nce (the variant's recipe, :mod:`avvp.experiments`).
 
 Ties: the official code sorts with the unstable ``torch.sort``, so exact ties fall in an
 unspecified order; here the sort is stable (ties in batch order).
@@ -45,7 +44,7 @@ from ..settings import merge_settings, require_range
 from .drops import DropRecorder
 from .ratios import NoiseRatios, ratios_from_masks
 
-#: Settings of the noise-ratio pass (config ``ratios``; jomold.md §5, main.py:393-394).
+#: Settings of the noise-ratio pass (config ``ratios``; the official defaults).
 RATIO_DEFAULTS: dict[str, Any] = {
     "a_thres": 0.6,        # audio noisy iff Pa·p^a / m^a < a_thres
     "v_thres": 1.8,        # visual noisy iff Pv·p^v / m^v < v_thres
@@ -57,7 +56,7 @@ RATIO_DEFAULTS: dict[str, Any] = {
 DENOISE_DEFAULTS: dict[str, Any] = {
     "method": "none",      # none | jomold
     "schedule": "coded",   # coded (as the official code: nothing in epoch 1, then the full ratios) | linear
-    "warm_up_epoch": 0.9,  # W of the schedule (jomold.md §6.2)
+    "warm_up_epoch": 0.9,  # W of the schedule (schedule_step)
 }
 SCHEDULES = ("coded", "linear")
 
@@ -87,7 +86,7 @@ def denoise_settings(given: Mapping[str, Any] | None = None) -> dict:
     return s
 
 
-# --------------------------------------------------------------------------- §5 noise ratios
+# ------------------------------------------------------------------ stage 2: noise ratios
 
 def mean_of_batch_means(probs: np.ndarray, order: np.ndarray, batch_size: int) -> np.ndarray:
     """(C,) class means as the official pass takes them: the mean over batches (in ``order``) of
@@ -99,7 +98,7 @@ def mean_of_batch_means(probs: np.ndarray, order: np.ndarray, batch_size: int) -
 
 def noisy_masks(p_a: np.ndarray, p_v: np.ndarray, labels: np.ndarray, m_a: np.ndarray, m_v: np.ndarray,
                 a_thres: float = 0.6, v_thres: float = 1.8) -> tuple[np.ndarray, np.ndarray]:
-    """(noisy_audio, noisy_visual), (N, C) bool, for the positive labels (jomold.md §5.3).
+    """(noisy_audio, noisy_visual), (N, C) bool, for the positive labels.
 
     The probabilities are first multiplied by their targets (Pa = y, Pv = 0.9y + 0.05): visual
     noisy iff ``Pv·p^v / m^v < v_thres``, audio noisy iff ``Pa·p^a / m^a < a_thres``; strict.
@@ -117,7 +116,7 @@ def noisy_masks(p_a: np.ndarray, p_v: np.ndarray, labels: np.ndarray, m_a: np.nd
 
 def ratios_from_probs(p_a: np.ndarray, p_v: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                       order: np.ndarray, settings: Mapping[str, Any] | None = None) -> NoiseRatios:
-    """Noise ratios (§5) from the estimator's eval-mode probabilities over the training set.
+    """Noise ratios from the estimator's eval-mode probabilities over the training set.
 
     Args:
         p_a, p_v: (N, C) video-level audio / visual probabilities (no cross-attention).
@@ -175,11 +174,11 @@ def estimate_ratios(model, video_ids: Sequence[str], classes: Sequence[str], lab
     return ratios
 
 
-# ------------------------------------------------------------------- §6.2 the ratio schedule
+# ------------------------------------------------------------------------ the ratio schedule
 
 def schedule_step(current: np.ndarray, ratios: np.ndarray, epoch: int, step: int, n_batches: int,
                   warm_up_epoch: float = 0.9, schedule: str = "coded") -> np.ndarray:
-    """The ratios ρ used for batch ``step`` (0-based) of ``epoch`` (1-based), jomold.md §6.2.
+    """The ratios ρ used for batch ``step`` (0-based) of ``epoch`` (1-based), as coded.
 
     t = ((epoch − 1)·I + step) / (W·I) with I = ``n_batches``. ``coded`` (the official code): ρ ←
     min(ρ, ρ·t), compounding on the already-reduced ``current`` (reset to the file's ratios at
@@ -194,11 +193,11 @@ def schedule_step(current: np.ndarray, ratios: np.ndarray, epoch: int, step: int
     raise ValueError(f"unknown schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
 
 
-# ------------------------------------------------------------------------ §6.3 the rule
+# ----------------------------------------------------------------------- the joint-modal rule
 
 def entry_losses(p_a: torch.Tensor, p_v: torch.Tensor, y_a: torch.Tensor, y_v: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-entry BCE (B, C) of the clamped probabilities against Pa and the smoothed Pv (§6.1.2)."""
+    """Per-entry BCE (B, C) of the clamped probabilities against Pa and the smoothed Pv."""
     loss_a = F.binary_cross_entropy(p_a.clamp(EPS, 1.0 - EPS), y_a, reduction="none")
     loss_v = F.binary_cross_entropy(p_v.clamp(EPS, 1.0 - EPS), y_v, reduction="none")
     return loss_a, loss_v
@@ -206,7 +205,7 @@ def entry_losses(p_a: torch.Tensor, p_v: torch.Tensor, y_a: torch.Tensor, y_v: t
 
 def joint_modal_drops(loss_a: torch.Tensor, loss_v: torch.Tensor, positive: torch.Tensor,
                       rho_a: Sequence[float], rho_v: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The joint-modal rule (jomold.md §6.3): which labels of a batch lose a modality.
+    """The joint-modal rule: which labels of a batch lose a modality.
 
     Args:
         loss_a, loss_v: (B, C) per-entry losses of the ranking pass.
@@ -299,7 +298,7 @@ class JointModalDenoiser:
         device = weak.device
         with torch.no_grad():
             with autocast(device, precision):
-                ranking = model(*features, with_ca=False)  # train mode: dropout on (§6.1.2)
+                ranking = model(*features, with_ca=False)  # train mode: dropout on
             loss_a, loss_v = entry_losses(ranking.a_prob.float(), ranking.v_prob.float(), y_a, y_v)
             drop_a, drop_v = joint_modal_drops(loss_a, loss_v, weak > 0, self._rho_a, self._rho_v)
         self.recorder.add(self._epoch, rows, drop_a, drop_v)

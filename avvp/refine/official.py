@@ -1,11 +1,11 @@
 """The official file formats of the label-denoising methods, to and from avvp's tables.
 
-* MA's ``need_to_change.pkl`` (official.md §e1): a pickle of ``[need_to_change_v,
+* MA's ``need_to_change.pkl`` (written by MA's step 2): a pickle of ``[need_to_change_v,
   need_to_change_a]``, each a list of C lists of 0-based training-CSV row indices (0-dim torch
   int64 tensors in the official file) whose visual / audio label is dropped. It maps to the
   refined-labels table (:mod:`avvp.refine.table`). It is read by a restricted unpickler that
   admits only lists, ints and tensors, so a crafted file cannot run code.
-* JoMoLD's ``noise_ratios.npz`` (jomold.md §5.5): ``np.savez(path, audio=r^a, visual=r^v)``, two
+* JoMoLD's ``noise_ratios.npz`` (JoMoLD's stage 2): ``np.savez(path, audio=r^a, visual=r^v)``, two
   float64 arrays of shape (C,) in class order. It maps to the noise-ratio table
   (:mod:`avvp.refine.ratios`). It is read with ``allow_pickle=False``.
 """
@@ -146,7 +146,7 @@ def write_noise_ratios_npz(path: str | Path, audio: np.ndarray, visual: np.ndarr
     """Write the official ``noise_ratios.npz``: keys ``audio`` and ``visual``, float64 (C,)."""
     from ..atomic import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, provenance="sidecar") as tmp:  # the official layout: exactly two keys
         with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
             np.savez(fh, audio=np.asarray(audio, dtype=np.float64), visual=np.asarray(visual, dtype=np.float64))
 

@@ -3,7 +3,7 @@
 JoMoLD's dynamic denoising (:mod:`avvp.refine.jomold`) drops, in each batch and class, a share ρ
 of the positive labels per modality; ρ comes from a noise-ratio table. Its sources:
 
-* ``estimator``: JoMoLD's stage 2 (jomold.md §5), from a noise-estimator model
+* ``estimator``: JoMoLD's stage 2, from a noise-estimator model
   (:func:`avvp.refine.jomold.estimate_ratios`);
 * ``exchange``: the share of labels MA's exchange estimation dropped (a refined-labels table,
   :func:`ratios_from_table`), an option beyond JoMoLD;

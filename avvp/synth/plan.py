@@ -43,9 +43,10 @@ FULL_LENGTH_SHARE = 0.3  # share of events (per modality) that last the whole cl
 MAX_SHIFT = 3            # seconds an extent edge may move when the two modalities differ
 
 
-def youtube_id(index: int) -> str:
-    """The 11-character id of the video at ``index`` in full-file order (``S0000000042``)."""
-    return f"{ID_PREFIX}{index:010d}"
+def youtube_id(index: int, prefix: str = ID_PREFIX) -> str:
+    """The 11-character id of the video at ``index`` in full-file order (``S0000000042``); another
+    ``prefix`` letter makes a data set whose ids no demo video shares (the stand-in teachers' pool)."""
+    return f"{prefix}{index:010d}"
 
 
 def modality_probabilities(name: str, min_single: float) -> tuple[float, float]:
@@ -115,7 +116,8 @@ def _decoy(rng: np.random.Generator, events: list[dict], duration: int) -> dict[
     return {"modality": modality, "onset": int(onset), "offset": int(offset), "params": params}
 
 
-def _video(rng: np.random.Generator, index: int, split: str, settings: Mapping, names: list[str]) -> dict:
+def _video(rng: np.random.Generator, index: int, split: str, settings: Mapping, names: list[str],
+           prefix: str = ID_PREFIX) -> dict:
     duration = settings["duration"]
     lo, hi = settings["events_per_video"]
     count = int(rng.integers(lo, hi + 1))
@@ -137,19 +139,22 @@ def _video(rng: np.random.Generator, index: int, split: str, settings: Mapping, 
                        "audio_params": _audio_params(rng), "visual_params": _visual_params(rng)})
     _place(events, rng)
     decoy = _decoy(rng, events, duration) if rng.random() < settings["cross_modal_decoy"] else None
-    yid = youtube_id(index)
+    yid = youtube_id(index, prefix)
     return {"video_id": f"{yid}_0_{duration}", "youtube_id": yid, "split": split,
             "seed": int(rng.integers(2**31)), "events": events, "decoy": decoy}
 
 
-def make_plan(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The event plan for resolved settings (see :func:`avvp.synth.settings.resolve`)."""
+def make_plan(settings: Mapping[str, Any], id_prefix: str = ID_PREFIX) -> dict[str, Any]:
+    """The event plan for resolved settings (see :func:`avvp.synth.settings.resolve`); the video
+    ids start with ``id_prefix`` (one capital letter)."""
+    if not (len(id_prefix) == 1 and "A" <= id_prefix <= "Z"):
+        raise InputError(None, f"the id prefix must be one capital letter A-Z, got {id_prefix!r}")
     names = class_names(settings["n_classes"])
     rng = np.random.default_rng(settings["seed"])
     videos = []
     for split in SPLITS:
         for _ in range(settings[f"n_{split}"]):
-            videos.append(_video(rng, len(videos), split, settings, names))
+            videos.append(_video(rng, len(videos), split, settings, names, id_prefix))
     return {"format": PLAN_FORMAT, "version": PLAN_VERSION, "settings": plan_part(settings),
             "classes": names, "videos": videos}
 
