@@ -57,7 +57,8 @@ from .extractors import create_extractor
 from .extractors.base import AUDIO_MIN_COVERAGE, AUDIO_PAD_NOTE_S, AUDIO_TOLERANCE_S
 from .extractors.engine import check_engine
 from .extractors.joint import ClipDecoder, RoleUnits
-from .feature_store import FAILURE_COLUMNS, ROLES, PartialFile, read_attrs, read_ids, store_writer
+from .feature_store import (EXTRACT_ROLES, FAILURE_COLUMNS, TEACHER_ROLES, PartialFile, read_attrs, read_ids,
+                            store_writer)
 from .prefetch import MODES, prefetch
 from .settings import merge_settings, parse_settings, require_range
 
@@ -74,7 +75,7 @@ DEFAULTS = {
     "device": "auto",
     # model inputs per forward pass: one number for every role, or one per role (the fastest per
     # unit on 2 CPU cores; smaller batches also compile faster, see docs/benchmarks.md)
-    "batch_size": {"audio": 20, "frame": 20, "clip": 5},
+    "batch_size": {"audio": 20, "frame": 20, "clip": 5, "clip_image": 10, "clap_audio": 11},
     "missing_audio": "error",
     "audio_tolerance": AUDIO_TOLERANCE_S,
     "audio_min_coverage": AUDIO_MIN_COVERAGE,
@@ -88,6 +89,10 @@ DEFAULTS = {
     "audio": {},
     "frame": {},
     "clip": {},
+    # VALOR's teachers (docs/teachers.md): extracted by the workflow only when listed here
+    "teachers": [],
+    "clip_image": {},
+    "clap_audio": {},
 }
 
 
@@ -96,8 +101,12 @@ def feature_settings(given: str | Mapping | None) -> dict:
     settings = merge_settings(DEFAULTS, parse_settings(given), "features")
     for key in ("shards", "threads", "workers", "prefetch", "checkpoint_every"):
         require_range(f"features.{key}", settings[key], 1)
-    for role in ROLES:
+    for role in EXTRACT_ROLES:
         require_range(f"features.batch_size ({role})", role_batch(settings, role), 1)
+    teachers = settings["teachers"] or []
+    if not isinstance(teachers, list) or any(t not in TEACHER_ROLES for t in teachers):
+        raise ConfigError(f"features.teachers must be a list of some of {', '.join(TEACHER_ROLES)}, "
+                          f"got {teachers!r}")
     require_range("features.audio_tolerance", settings["audio_tolerance"], 0)
     require_range("features.audio_min_coverage", settings["audio_min_coverage"], 0, 1)
     if settings["loader"] not in MODES:
@@ -283,9 +292,9 @@ def extract_job(manifest: pd.DataFrame, roles: Sequence[str], settings: Mapping,
         A :class:`JobReport`.
     """
     roles = list(dict.fromkeys(roles))
-    unknown = [r for r in roles if r not in ROLES]
+    unknown = [r for r in roles if r not in EXTRACT_ROLES]
     if unknown or not roles:
-        raise ConfigError(f"roles must be some of {', '.join(ROLES)}, got {roles!r}")
+        raise ConfigError(f"roles must be some of {', '.join(EXTRACT_ROLES)}, got {roles!r}")
     settings = feature_settings(settings)
     given = dict(extractors or {})
     missing = [r for r in roles if r not in given]
@@ -362,7 +371,8 @@ def _run(todo: list[tuple], active: list[str], state: dict[str, _Role], extracto
             role.fail(vid, stage, reason)
         else:
             flags = {"padded_s": role.padded.pop(vid, 0.0)} if role.extractor.stream == "audio" else {}
-            role.finished.append((vid, rows, flags))
+            features, extras = role.extractor.assemble(rows)
+            role.finished.append((vid, features, flags, extras))
             stored[vid] += 1
             if len(role.finished) >= role.checkpoint_every:
                 role.save()
@@ -446,22 +456,31 @@ def _write_final(role: _Role, ids: list[str]) -> tuple[list[str], tuple]:
             pass
         return [], (0, 0, dim)
     with role.partial.reader() as videos:
-        shapes = {vid: videos[vid].shape for vid in ids}
+        extras = videos.file.get("extras", {})
+        # a video's shape: its features' and its extras' (a teacher's scores follow the window)
+        shapes = {vid: (videos[vid].shape, *(extras[n][vid].shape for n in sorted(extras))) for vid in ids}
         common = Counter(shapes.values()).most_common(1)[0][0]  # ties: the shape seen first
         for vid in ids:
             if shapes[vid] != common:
-                role.fail(vid, "store", f"features of shape {shapes[vid]}, the other videos of the shard "
-                          f"{common} (its window has another length)")
+                role.fail(vid, "store", f"features of shape {_shown(shapes[vid])}, the other videos of the "
+                          f"shard {_shown(common)} (its window has another length)")
         ids = [v for v in ids if shapes[v] == common]
-        t, d = common
-        with store_writer(role.out, len(ids), t, d, role.attrs, flags=flags) as writer:
+        t, d = common[0]
+        extra_shapes = dict(zip(sorted(extras), common[1:]))
+        with store_writer(role.out, len(ids), t, d, role.attrs, flags=flags, extras=extra_shapes) as writer:
             for i, vid in enumerate(ids):
                 data = videos[vid]
                 values = {"padded_s": float(data.attrs.get("padded_s", 0.0))} if audio else {}
-                writer.write(i, vid, data[...], **values)
+                extra = {name: extras[name][vid][...] for name in extra_shapes}
+                writer.write(i, vid, data[...], extra=extra, **values)
                 if audio:
                     role.padded[vid] = values["padded_s"]
     return ids, (len(ids), t, d)
+
+
+def _shown(shapes: tuple) -> str:
+    """A video's shapes for a message: the features' alone, or with its extras'."""
+    return str(shapes[0]) if len(shapes) == 1 else " and ".join(map(str, shapes))
 
 
 def _warn_padding(role: _Role, ids: list[str]) -> None:
@@ -491,8 +510,8 @@ def extract_shard(manifest: pd.DataFrame, role: str, settings: Mapping, shard: i
     Returns:
         The role's :class:`ShardReport` (videos stored, failures, timings).
     """
-    if role not in ROLES:
-        raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role not in EXTRACT_ROLES:
+        raise ConfigError(f"role must be one of {', '.join(EXTRACT_ROLES)}, got {role!r}")
     report = extract_job(manifest, [role], settings, shard, shards, {role: out},
                          None if failures_out is None else {role: failures_out}, on_video=on_video,
                          progress=progress, extractors=None if extractor is None else {role: extractor})

@@ -6,7 +6,9 @@ dataset ``features`` float32 of shape (N, T, D), one chunk per video; file attri
 and ``avvp_version``. A store with no videos has shape (0, 0, D) (or (0, 0, 0)). Extracted audio
 stores also hold ``padded_s`` (N,) float32: the seconds of each video's window that its audio
 stream did not cover and that were filled with silence (0 for most videos; see
-``features.audio_tolerance``). A shard store records ``inputs`` (what it was made from, see
+``features.audio_tolerance``). A store may also hold extra per-video arrays beside ``features``,
+float32 of shape (N, ...) (VALOR's teachers store their class ``scores`` (N, T, C) so;
+:func:`read_extra`). A shard store records ``inputs`` (what it was made from, see
 :mod:`avvp.extract`); merged stores drop it.
 
 Every file is written atomically (a temporary file beside the target, renamed on success), and
@@ -29,6 +31,10 @@ from .errors import InputError
 
 #: The three stores of a data set, and the columns of a failure table (``features/failures/``).
 ROLES = ("audio", "frame", "clip")
+#: The stores of VALOR's teachers (extracted only when asked for, ``features.teachers``).
+TEACHER_ROLES = ("clip_image", "clap_audio")
+#: Every role ``avvp extract`` can extract.
+EXTRACT_ROLES = ROLES + TEACHER_ROLES
 FAILURE_COLUMNS = ("video_id", "stage", "reason")
 REQUIRED_ATTRS = ("role", "extractor", "settings", "weights")
 #: Attributes that must agree between the shards of one store.
@@ -59,7 +65,7 @@ class StoreWriter:
     """Writes one store video by video into an open HDF5 file (use :func:`store_writer`)."""
 
     def __init__(self, h5: h5py.File, n: int, t: int, d: int, where, resizable: bool = False,
-                 flags: Sequence[str] = ()):
+                 flags: Sequence[str] = (), extras: Mapping[str, tuple] | None = None):
         self._where = where
         self.shape = (n, t, d)
         chunks = (1, t, d) if n and t and d else None
@@ -74,15 +80,35 @@ class StoreWriter:
                                                chunks=(n,) if chunks else None,
                                                maxshape=(None,) if grow else (n,), **check)
                        for name in flags}
+        self._extras = {}
+        for name, shape in (extras or {}).items():
+            if name in _RESERVED:
+                raise ValueError(f"extra dataset name {name!r} is reserved")
+            shape = tuple(int(x) for x in shape)
+            big = n and all(shape)
+            self._extras[name] = h5.create_dataset(
+                name, shape=(n, *shape), dtype=np.float32, chunks=(1, *shape) if big else None,
+                **({"maxshape": (None, *shape)} if resizable and big else {}), **(check if big else {}))
         self._filled = np.zeros(n, dtype=bool)
         self._seen: set[str] = set()
 
-    def write(self, index: int, video_id: str, feature: np.ndarray, **flags: float) -> None:
-        """Store ``feature`` (T, D) of ``video_id`` at row ``index`` (and its flag values)."""
+    def write(self, index: int, video_id: str, feature: np.ndarray, extra: Mapping | None = None,
+              **flags: float) -> None:
+        """Store ``feature`` (T, D) of ``video_id`` at row ``index`` (and its flag values and
+        extra arrays, one per extra dataset)."""
         feature = np.asarray(feature)
         if feature.shape != self.shape[1:]:
             raise InputError(self._where, f"video {video_id}: feature shape {feature.shape}, "
                              f"expected {self.shape[1:]}")
+        extra = dict(extra or {})
+        if set(extra) != set(self._extras):
+            raise InputError(self._where, f"video {video_id}: extra arrays {sorted(extra)}, "
+                             f"expected {sorted(self._extras)}")
+        for name, value in extra.items():
+            value = np.asarray(value)
+            if value.shape != self._extras[name].shape[1:]:
+                raise InputError(self._where, f"video {video_id}: {name} of shape {value.shape}, "
+                                 f"expected {self._extras[name].shape[1:]}")
         if video_id in self._seen:
             raise InputError(self._where, f"video {video_id} appears twice")
         self._seen.add(video_id)
@@ -90,6 +116,8 @@ class StoreWriter:
         self._features[index] = feature.astype(np.float32, copy=False)
         for name, value in flags.items():
             self._flags[name][index] = value
+        for name, value in extra.items():
+            self._extras[name][index] = np.asarray(value, dtype=np.float32)
         self._filled[index] = True
 
     def truncate(self, n: int) -> None:
@@ -101,6 +129,8 @@ class StoreWriter:
             self._features.resize((n,) + self.shape[1:])
             for flag in self._flags.values():
                 flag.resize((n,))
+            for data in self._extras.values():
+                data.resize((n, *data.shape[1:]))
         self.shape = (n,) + self.shape[1:]
         self._filled = self._filled[:n]
 
@@ -111,16 +141,18 @@ class StoreWriter:
 
 @contextmanager
 def store_writer(path: str | Path, n: int, t: int, d: int, attrs: Mapping,
-                 resizable: bool = False, flags: Sequence[str] = ()) -> Iterator[StoreWriter]:
+                 resizable: bool = False, flags: Sequence[str] = (),
+                 extras: Mapping[str, tuple] | None = None) -> Iterator[StoreWriter]:
     """Open a store for writing ``n`` videos of shape (t, d) (and the per-video ``flags``
-    datasets, e.g. ``padded_s``); it appears under ``path`` only when the ``with`` block finishes
+    datasets, e.g. ``padded_s``, and ``extras``: name → per-video shape of extra float32
+    datasets, e.g. ``{"scores": (10, 25)}``); it appears under ``path`` only when the ``with`` block finishes
     without error and every row was written. With ``resizable``, :meth:`StoreWriter.truncate` may
     drop rows at the end (``n`` is then the most videos the store can hold)."""
     attrs = _check_attrs(attrs, path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.attrs.update(attrs)
-            writer = StoreWriter(h5, n, t, d, path, resizable, flags)
+            writer = StoreWriter(h5, n, t, d, path, resizable, flags, extras)
             yield writer
             writer.check_complete()
 
@@ -365,7 +397,8 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path) -> int:
         t = 0
     merged_attrs = {k: v for k, v in attrs0.items() if k != "avvp_version" and k not in SHARD_ATTRS}
     flags = [name for name in FLAG_DATASETS if any(name in read_flags(p) for p in paths)]
-    with store_writer(out, total, t, d, merged_attrs, flags=flags) as writer:
+    extras = _merged_extras(paths)
+    with store_writer(out, total, t, d, merged_attrs, flags=flags, extras=extras) as writer:
         row = 0
         for p in paths:
             with _open(p) as h5:
@@ -374,9 +407,55 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path) -> int:
                 values = {name: h5[name][...] if name in h5 else np.zeros(len(ids), np.float32)
                           for name in flags}
                 for i, vid in enumerate(ids):
-                    writer.write(row, vid, feats[i], **{name: v[i] for name, v in values.items()})
+                    writer.write(row, vid, feats[i], extra={name: h5[name][i] for name in extras},
+                                 **{name: v[i] for name, v in values.items()})
                     row += 1
     return total
+
+
+def _merged_extras(paths: Sequence[str | Path]) -> dict[str, tuple]:
+    """The extra datasets every shard holds, with their per-video shape (shards that hold videos
+    must agree; empty shards may lack them)."""
+    shapes: dict[str, tuple] = {}
+    names: set[str] | None = None
+    for p in paths:
+        with _open(p) as h5:
+            here = {name: h5[name].shape[1:] for name in extra_names(h5)}
+            if not len(h5["video_ids"]):
+                continue
+        if names is not None and set(here) != names:
+            raise InputError(p, f"extra datasets {sorted(here)}, other shards {sorted(names)}")
+        names = set(here)
+        for name, shape in here.items():
+            if shapes.setdefault(name, shape) != shape:
+                raise InputError(p, f"{name} has per-video shape {shape}, other shards {shapes[name]}")
+    return shapes
+
+
+#: Datasets of a store that are not extras.
+_RESERVED = ("video_ids", "features", *FLAG_DATASETS)
+
+
+def extra_names(h5: h5py.File) -> list[str]:
+    """The extra datasets of an open store (beside ids, features and flags)."""
+    return sorted(k for k in h5 if k not in _RESERVED and isinstance(h5[k], h5py.Dataset))
+
+
+def read_extra(path: str | Path, name: str, video_ids: Sequence[str] | None = None) -> np.ndarray:
+    """An extra per-video dataset of a store (e.g. a teacher's ``scores``, (N, T, C) float32), for
+    all videos in file order or for ``video_ids`` in the order given.
+
+    Raises:
+        InputError: the file is missing or unreadable, lacks the dataset, or lacks some of
+            ``video_ids``.
+    """
+    with _open(path) as h5:
+        if name not in extra_names(h5):
+            raise InputError(path, f"no '{name}' dataset (extra datasets: {', '.join(extra_names(h5)) or 'none'})")
+        data = h5[name]
+        if video_ids is None:
+            return data[...].astype(np.float32, copy=False)
+        return _read_rows(data, _rows_of(h5, path, video_ids))
 
 
 def read_flags(path: str | Path) -> dict[str, np.ndarray]:
@@ -421,8 +500,8 @@ class PartialFile:
         return ids
 
     def append(self, items: Sequence[tuple]) -> None:
-        """Add finished videos ``(video_id, (T, D) array[, {flag: value}])`` and flush them to
-        disk."""
+        """Add finished videos ``(video_id, (T, D) array[, {flag: value}[, {extra: array}]])`` and
+        flush them to disk (extras go to ``extras/<name>/<video_id>``)."""
         if not items:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,19 +509,25 @@ class PartialFile:
             if not h5.attrs:
                 h5.attrs.update(self.attrs)
             group = h5.require_group("videos")
-            for vid, feature, *flags in items:
+            for vid, feature, *more in items:
                 if vid in group:
                     del group[vid]
                 dset = group.create_dataset(vid, data=np.asarray(feature, dtype=np.float32))
-                for name, value in (flags[0] if flags else {}).items():
+                for name, value in (more[0] if more else {}).items():
                     dset.attrs[name] = float(value)
+                for name, value in (more[1] if len(more) > 1 else {}).items():
+                    extra = h5.require_group(f"extras/{name}")
+                    if vid in extra:
+                        del extra[vid]
+                    extra.create_dataset(vid, data=np.asarray(value, dtype=np.float32))
                 h5.flush()
                 dset.attrs["complete"] = 1
             h5.flush()
 
     @contextmanager
     def reader(self) -> Iterator[h5py.Group]:
-        """The open ``videos`` group (dataset per video id)."""
+        """The open ``videos`` group (dataset per video id; a video's extras are under
+        ``videos.file["extras"][name][video_id]``)."""
         with h5py.File(self.path, "r") as h5:
             yield h5["videos"]
 

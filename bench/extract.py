@@ -27,6 +27,8 @@ Examples::
     python bench/extract.py --n 12 --rounds 2
     python bench/extract.py --clips results/demo/clips --n 4 --precision fp32 --no-official
     python bench/extract.py --device cuda --workers 6 --n 200 --no-official
+    python bench/extract.py --teachers --size 128x96  # VALOR's teachers beside ResNet-152
+                                                      # (bench/teachers.py), demo-sized clips
 """
 
 from __future__ import annotations
@@ -154,11 +156,11 @@ def run_official(videos: Path, work: Path, threads: int, device: str, settings: 
     return {key: sum(s[key] for s in steps.values()) for key in ("wall", "cpu", "forward")} | {"steps": steps}
 
 
-def run_avvp(manifest: Path, out: Path, settings: dict, threads: int) -> dict:
-    """One ``avvp extract --role all`` process; returns its wall time and what it reports."""
+def run_avvp(manifest: Path, out: Path, settings: dict, threads: int, roles=("all",)) -> dict:
+    """One ``avvp extract --role <roles>`` process; returns its wall time and what it reports."""
     shutil.rmtree(out, ignore_errors=True)
     proc, wall, cpu = _timed([sys.executable, "-m", "avvp", "--threads", str(threads), "extract", "--manifest",
-                              str(manifest), "--role", "all", "--settings", json.dumps(settings), "--shards", "1",
+                              str(manifest), "--role", *roles, "--settings", json.dumps(settings), "--shards", "1",
                               "--out", str(out / "{role}.h5"), "--failures", str(out / "{role}.parquet"),
                               "--no-progress"], threads)
     if proc.returncode != 0:
@@ -231,13 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", default=None, help="JSON merged over avvp's features settings")
     parser.add_argument("--no-official", action="store_true", help="time avvp alone")
     parser.add_argument("--keep", default=None, help="keep clips and outputs in this folder")
+    parser.add_argument("--teachers", action="store_true",
+                        help="time VALOR's teachers (CLIP, CLAP) beside ResNet-152 instead (bench/teachers.py)")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             parser.error(f"--device {args.device}: no usable CUDA device")
-    official = not args.no_official
+    official = not args.no_official and not args.teachers
     if official and shutil.which("ffmpeg") is None:
         parser.error("the official procedure needs the ffmpeg tool (or use --no-official)")
 
@@ -277,6 +281,15 @@ def _bench(args, root: Path, official: bool) -> int:
         settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
     from avvp.extract import feature_settings, role_batch
     from avvp.extractors.base import whole_seconds
+
+    if args.teachers:
+        from teachers import bench_teachers
+
+        print(f"{len(paths)} clips of {args.seconds:g} s, device {args.device}, {args.threads} torch threads "
+              "per process", flush=True)
+        bench_teachers(manifest, root, len(paths), args.seconds, args.threads, settings, args.precision,
+                       args.device)
+        return 0
 
     per_unit = gflop_per_unit(settings)
     units = {r: whole_seconds(args.seconds) * (8 if r == "frame" else 1) for r in ROLES}

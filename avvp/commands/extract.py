@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..feature_store import ROLES
+from ..feature_store import EXTRACT_ROLES, ROLES
 
 
 def register(sub) -> None:
     p = sub.add_parser("extract", help="extract features of one or more roles for one manifest shard")
     p.add_argument("--manifest", required=True, help="manifest.parquet (from avvp manifest)")
-    p.add_argument("--role", required=True, nargs="+", choices=(*ROLES, "all"),
-                   help="which features: one or more of audio, frame, clip (or all); each clip is "
-                        "decoded once for all of them")
+    p.add_argument("--role", required=True, nargs="+", choices=(*EXTRACT_ROLES, "all"),
+                   help="which features: one or more of audio, frame, clip (all: these three) and "
+                        "VALOR's teachers clip_image, clap_audio; each clip is decoded once for all")
     p.add_argument("--settings", default=None,
                    help="the features config section: inline JSON or a YAML/JSON file")
     p.add_argument("--shard", type=int, default=0, help="shard index (0-based, default 0)")

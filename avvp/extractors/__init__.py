@@ -1,7 +1,8 @@
 """Feature extractors, registered by name and built from one role's config section.
 
 ``features.<role>.extractor`` names the class: ``vggish`` (audio), ``resnet152`` (frames; any
-torchvision or timm 2-D backbone through ``backbone``) and ``r2plus1d_18`` (8-frame clips). Add an
+torchvision or timm 2-D backbone through ``backbone``) and ``r2plus1d_18`` (8-frame clips); VALOR's
+teachers ``clip_vit_l14`` (role ``clip_image``) and ``clap_htsat_fusion`` (role ``clap_audio``). Add an
 extractor by subclassing :class:`~avvp.extractors.base.Extractor` in a module here and decorating it
 with :func:`register_extractor`.
 """
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, type] = {}
 
 #: The extractor each role uses when its section names none (the official ones).
-DEFAULT_EXTRACTORS = {"audio": "vggish", "frame": "resnet152", "clip": "r2plus1d_18"}
+DEFAULT_EXTRACTORS = {"audio": "vggish", "frame": "resnet152", "clip": "r2plus1d_18",
+                      "clip_image": "clip_vit_l14", "clap_audio": "clap_htsat_fusion"}
 
 
 def register_extractor(name: str) -> Callable[[type], type]:
@@ -52,7 +54,8 @@ def create_extractor(role_settings: Mapping, role: str | None = None, device="cp
     Args:
         role_settings: one role section of the ``features`` config (``extractor`` plus that
             extractor's own keys; unknown keys are errors).
-        role: ``audio``, ``frame`` or ``clip``; when given, the extractor must serve that role and
+        role: ``audio``, ``frame``, ``clip``, ``clip_image`` or ``clap_audio``; when given, the
+            extractor must serve that role and
             a missing ``extractor`` key means the role's default.
         device: a torch device (or its name).
         options: ``missing_audio`` (``error`` or ``silence`` for clips without an audio stream),
@@ -72,4 +75,4 @@ def create_extractor(role_settings: Mapping, role: str | None = None, device="cp
 
 
 # Importing the modules registers their extractors.
-from . import frame2d, r2plus1d, vggish  # noqa: E402,F401
+from . import clap_audio, clip_image, frame2d, r2plus1d, vggish  # noqa: E402,F401

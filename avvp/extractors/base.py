@@ -100,13 +100,7 @@ class Extractor(ABC):
                  missing_audio: str = "error", audio_tolerance: float = AUDIO_TOLERANCE_S,
                  engine: str = "jit", batch_size: int | None = None,
                  audio_min_coverage: float = AUDIO_MIN_COVERAGE):
-        self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
-        check_engine(engine, f"features.{self.role}")
-        check_precision(self.settings["precision"], f"features.{self.role}")
-        self.device = torch.device(device)
-        self.missing_audio = missing_audio
-        self.audio_tolerance = float(audio_tolerance)
-        self.audio_min_coverage = float(audio_min_coverage)
+        self.configure(settings, device, missing_audio, audio_tolerance, engine, audio_min_coverage)
         self.dim = 0
         self.head_prefixes: tuple[str, ...] = ()
         weights = resolve_weights(self.settings.get("weights"), self.settings.get("seed", 0),
@@ -120,6 +114,17 @@ class Extractor(ABC):
         self.model = model.to(self.device)
         self.engine = Engine(self.model, self.device, self.settings["precision"], engine, self.input_ndim,
                              batch_size)
+
+    def configure(self, settings: Mapping, device, missing_audio: str, audio_tolerance: float,
+                  engine: str, audio_min_coverage: float = AUDIO_MIN_COVERAGE) -> None:
+        """Merge and check the settings; set the device and the audio options."""
+        self.settings = merge_settings(self.all_defaults(), settings, where=f"features.{self.role}")
+        check_engine(engine, f"features.{self.role}")
+        check_precision(self.settings["precision"], f"features.{self.role}")
+        self.device = torch.device(device)
+        self.missing_audio = missing_audio
+        self.audio_tolerance = float(audio_tolerance)
+        self.audio_min_coverage = float(audio_min_coverage)
 
     @classmethod
     def all_defaults(cls) -> dict:
@@ -148,6 +153,11 @@ class Extractor(ABC):
     def prepare(self, units: torch.Tensor) -> torch.Tensor:
         """Turn a batch of units already on the device into the model input (e.g. normalise)."""
         return units.float()
+
+    def assemble(self, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One video's (units, D) forward rows → its stored (T, D) features and any extra
+        per-video arrays stored beside them (name → array; e.g. a teacher's class scores)."""
+        return rows, {}
 
     def postprocess(self, output: torch.Tensor) -> torch.Tensor:
         """Change the model's (B, D) output before it is stored (e.g. VGGish PCA)."""
@@ -210,10 +220,10 @@ class Extractor(ABC):
     def describe(self) -> dict[str, str]:
         """Feature-store attributes: role, extractor, settings (JSON), weights, avvp version.
 
-        The audio settings also record ``missing_audio`` and ``audio_tolerance`` (they change
+        Audio extractors' settings also record ``missing_audio`` and ``audio_tolerance`` (they change
         what is stored)."""
         settings = dict(self.settings)
-        if self.role == "audio":
+        if self.stream == "audio":
             settings["missing_audio"] = self.missing_audio
             settings["audio_tolerance"] = self.audio_tolerance
             settings["audio_min_coverage"] = self.audio_min_coverage

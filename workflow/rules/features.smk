@@ -73,6 +73,52 @@ else:
             " --out '{params.stores}' --failures '{params.failures}' --threads {threads}"
             " > {log} 2>&1"
 
+    if TEACHER_ROLES:
+
+        rule extract_teachers:
+            """Extract VALOR's teacher roles (features.teachers) for one shard of the manifest, in a
+            job of their own (large models; a GPU if there is one), resumable like extract.
+            """
+            input:
+                manifest=out("manifest.parquet"),
+                clips=clip_lists(),
+            output:
+                stores=update(
+                    expand(
+                        out("features/shards/{role}/{{shard}}.h5"), role=TEACHER_ROLES
+                    )
+                ),
+                failures=update(
+                    expand(
+                        out("features/failures/{role}_{{shard}}.parquet"),
+                        role=TEACHER_ROLES,
+                    )
+                ),
+            log:
+                out("logs/features/teachers_{shard}.log"),
+            benchmark:
+                out("benchmarks/extract_teachers/{shard}.tsv")
+            wildcard_constraints:
+                shard=r"\d+",
+            conda:
+                "../../envs/avvp.yaml"
+            threads: feature_config("threads", 2)
+            params:
+                roles=" ".join(TEACHER_ROLES),
+                settings=settings_json("features"),
+                shards=feature_config("shards", 1),
+                stores=lambda wildcards: out(
+                    f"features/shards/{{role}}/{wildcards.shard}.h5"
+                ),
+                failures=lambda wildcards: out(
+                    f"features/failures/{{role}}_{wildcards.shard}.parquet"
+                ),
+            shell:
+                "avvp extract --manifest {input.manifest} --role {params.roles}"
+                " --settings '{params.settings}' --shard {wildcards.shard} --shards {params.shards}"
+                " --out '{params.stores}' --failures '{params.failures}' --threads {threads}"
+                " > {log} 2>&1"
+
     rule merge_features:
         """Merge the shard stores of one role into features/<role>.h5."""
         input:
@@ -84,7 +130,7 @@ else:
         benchmark:
             out("benchmarks/merge_features/{role}.tsv")
         wildcard_constraints:
-            role="audio|frame|clip",
+            role="audio|frame|clip|clip_image|clap_audio",
         conda:
             "../../envs/avvp.yaml"
         shell:
@@ -111,3 +157,5 @@ rule pool_frames:
 
 
 FINAL_TARGETS += expand(out("features/{role}.h5"), role=FEATURE_ROLES)
+if not feature_config("official"):
+    FINAL_TARGETS += expand(out("features/{role}.h5"), role=TEACHER_ROLES)

@@ -2,6 +2,8 @@
 
 
 FEATURE_ROLES = ["audio", "frame", "clip"]
+# VALOR's teacher roles to extract (features.teachers, docs/teachers.md; none by default)
+TEACHER_ROLES = list(config.get("features", {}).get("teachers") or [])
 
 
 if "clip_lists" not in globals():
