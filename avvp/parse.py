@@ -1,4 +1,4 @@
-"""Parse any video into audio, visual and audio-visual events with a trained HAN / MA model.
+"""Parse any video into audio, visual and audio-visual events with a trained HAN / MA / JoMoLD / VALOR model.
 
 How a video becomes events:
 
@@ -146,6 +146,7 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     s = parse_settings_defaults(settings)
     model_path = Path(model_path)
     model, info = load_model(model_path)
+    _check_roles(model, model_path)
     classes = info.get("classes") or _default_classes(model, model_path)
     device = resolve_device(s["device"])
     notes: list[str] = []
@@ -163,6 +164,19 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     _check_dims(model.config, extractors, model_path, source)
     return VideoParser(model.to(device).eval(), list(classes), extractors, source, s, device,
                        model_path, notes)
+
+
+def _check_roles(model, path: Path) -> None:
+    """Refuse a model that reads other features than the three extractors parse runs (VALOR++:
+    the CLAP token map and CLIP embeddings)."""
+    from .architectures import STANDARD_ROLES, input_roles
+
+    roles = input_roles(model)
+    other = {slot: role for slot, role in roles.items() if STANDARD_ROLES[slot] != role}
+    if other:
+        raise ConfigError(f"{path}: the model reads {', '.join(sorted(other.values()))} features; parse "
+                          f"extracts only {', '.join(STANDARD_ROLES.values())} (use avvp predict on "
+                          "feature stores that hold them)")
 
 
 def _default_classes(model, path: Path) -> list[str]:
