@@ -29,6 +29,10 @@ name                        contrastive  tau        labels
 ``valor_ma``                no           –          as ``valor``, pseudo labels of a class set to 0
                                                     in a modality where MA's refinement (refine
                                                     target ``ma``) dropped that modality's label
+``valor_jomold``            no           –          as ``valor``, pseudo labels of a class set to 0
+                                                    for a step in a modality where JoMoLD's
+                                                    per-batch denoising (ratios of ``jomold_ne``)
+                                                    drops that modality's label
 ==========================  ===========  =========  ==============================================
 
 A *pseudo-label* variant (``pseudo``) trains with the segment-level pseudo labels of the two
@@ -192,6 +196,8 @@ _FIXED: dict[str, Variant] = {
     "valor_pp": Variant("valor_pp", False, label="VALOR++", recipe=valor_recipe("valor_pp"), pseudo=True),
     "valor_ma": Variant("valor_ma", False, labels_from="ma", base="baseline_c", label="VALOR, MA's labels",
                         recipe=valor_recipe("valor"), pseudo=True),
+    "valor_jomold": Variant("valor_jomold", False, label="VALOR, JoMoLD's denoising", pseudo=True,
+                            recipe=valor_recipe("valor", denoise="jomold"), ratios_from="jomold"),
 }
 
 #: The teachers' segment-level pseudo labels per modality (:mod:`avvp.teachers.labels`).
@@ -396,7 +402,7 @@ TABLE_TITLES = {
     "methods": "Weak-label methods: HAN, MA, JoMoLD, VALOR",
 }
 #: The methods table's rows; ``valor_pp`` joins them where the teachers' feature roles are configured.
-METHODS_ROWS = ("baseline", "ma", "jomold", "valor", "valor_ma")
+METHODS_ROWS = ("baseline", "ma", "jomold", "valor", "valor_ma", "valor_jomold")
 #: Published LLP test F1 (%) beside the methods table (``experiments.published``): segment level
 #: A, V, AV, Type@AV, Event@AV, then event level. HAN, JoMoLD, VALOR and VALOR++ as reported by
 #: Lai et al. (UWAV, CVPR 2025, Table 1 and Table A6); MA from its paper (Wu & Yang, CVPR 2021).

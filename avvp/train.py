@@ -195,8 +195,8 @@ def train_settings(given: Mapping[str, Any] | None = None) -> dict:
     model_config(s["model"])
     if t["loss"] == "valor" and s["model"]["arch"] != "valor":
         raise ConfigError("train.loss = 'valor' needs the segment logits of model.arch: valor")
-    if t["loss"] == "valor" and (t["contrastive"]["enabled"] or t["denoise"]["method"] != "none"):
-        raise ConfigError("train.loss = 'valor' takes no contrastive term and no dynamic denoising")
+    if t["loss"] == "valor" and t["contrastive"]["enabled"]:
+        raise ConfigError("train.loss = 'valor' takes no contrastive term")
     return s
 
 
@@ -476,7 +476,8 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
         loss_weights: weights of the global, audio and visual BCE terms (default 1 each).
         denoiser: a dynamic label-denoising hook (:mod:`avvp.refine`), or None. Before every
             step it gets the batch and returns the audio and visual targets to train on; the
-            global target is never passed to it.
+            global target is never passed to it. With ``loss: valor`` a dropped audio (visual)
+            label sets that class's audio (visual) pseudo labels of the video to 0 for the step.
         epoch: this epoch's number (1-based), for the denoiser's schedule.
         loss: ``han`` (:func:`avvp.losses.training_loss`) or ``valor``
             (:func:`avvp.valor.training.valor_loss` against the global target).
@@ -486,7 +487,7 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
         The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...),
         and the denoiser's epoch summary.
     """
-    from .valor.training import valor_loss
+    from .valor.training import restrict, valor_loss
 
     audio, frame, clip = features
     weak, y_g, y_a, y_v = targets[:4]
@@ -509,7 +510,9 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
         if precision != "fp32":
             output = output.float()
         if loss == "valor":
-            terms = valor_loss(output, y_g[idx], seg_a[idx], seg_v[idx])
+            keep_a, keep_v = (seg_a[idx], seg_v[idx]) if denoiser is None else \
+                (restrict(seg_a[idx], t_a), restrict(seg_v[idx], t_v > 0.5))  # dropped: 0; kept v: 0.95
+            terms = valor_loss(output, y_g[idx], keep_a, keep_v)
         else:
             terms = training_loss(output, weak[idx], y_g[idx], t_a, t_v, contrastive, loss_weights)
         optimizer.zero_grad(set_to_none=True)

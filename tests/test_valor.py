@@ -326,3 +326,32 @@ def test_pseudo_labels_are_required_and_checked(tmp_path):
     with pytest.raises(InputError, match=r"visual\.parquet.*holds visual pseudo labels, not audio"):
         run_training(d["features"], manifest, out, _tiny_settings(), progress=False,
                      pseudo_audio=d["pseudo"]["visual"], pseudo_visual=d["pseudo"]["visual"])
+
+
+def test_jomold_denoising_drops_pseudo_labels(tmp_path):
+    from avvp.refine.ratios import NoiseRatios, write_ratios
+
+    d = _dataset(tmp_path, False, n=(12, 3, 3))
+    ratios = tmp_path / "ratios.parquet"
+    full = np.full(3, 0.5)
+    write_ratios(ratios, NoiseRatios(CLASSES, full, full, np.full(3, 4), np.full(3, 2), np.full(3, 2), "estimator"))
+    s = _tiny_settings(num_layers=1)
+    s["train"].update(epochs=3, denoise={"method": "jomold"})
+    out = tmp_path / "m" / "model.pt"
+    result = run_training(d["features"], d["root"] / "manifest.parquet", out, s, progress=False, ratios=ratios,
+                          pseudo_audio=d["pseudo"]["audio"], pseudo_visual=d["pseudo"]["visual"])
+    h = result.history
+    assert h["denoise_drops_audio"].iloc[0] == 0 and h["denoise_drops_audio"].iloc[1:].sum() > 0
+    assert (out.parent / "drops.parquet").exists()
+
+
+def test_parse_refuses_a_model_on_teacher_features(tmp_path):
+    from avvp.checkpoint import save_model
+    from avvp.parse import load_parser
+
+    model = VALOR(audio_dim=768, frame_dim=768, clip_dim=4, n_classes=3, d_model=8, nhead=2,
+                  dim_feedforward=8, audio_role="clap_audio", frame_role="clip_image")
+    path = tmp_path / "model.pt"
+    save_model(path, model, CLASSES)
+    with pytest.raises(ConfigError, match=r"model\.pt: the model reads clap_audio, clip_image features"):
+        load_parser(path, {"device": "cpu"})

@@ -125,10 +125,10 @@ class VALOREncoder(nn.Module):
         self.final_norm_a = nn.LayerNorm(d_model)  # unused (post-norm), kept for the key layout
         self.final_norm_v = nn.LayerNorm(d_model)
 
-    def forward(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, a: torch.Tensor, v: torch.Tensor, with_ca: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         for layer in self.layers:
-            a = layer(a, v)
-            v = layer(v, a)  # the updated audio stream
+            a = layer(a, v, with_ca)
+            v = layer(v, a, with_ca)  # the updated audio stream
         return a, v
 
 
@@ -191,7 +191,8 @@ class VALOR(InputStandardizer, nn.Module):
             v = v.reshape(b, n_segments, rows // n_segments, v.shape[2]).mean(dim=2)
         return v
 
-    def forward(self, audio: torch.Tensor, frame: torch.Tensor, clip: torch.Tensor) -> VALOROutput:
+    def forward(self, audio: torch.Tensor, frame: torch.Tensor, clip: torch.Tensor,
+                with_ca: bool = True) -> VALOROutput:
         """Run the model.
 
         Args:
@@ -199,6 +200,8 @@ class VALOR(InputStandardizer, nn.Module):
             frame: (B, k*T, frame_dim) for ``frame`` (k = 1: pooled, 8: official frames), or
                 (B, T, 768) for ``clip_image``.
             clip: (B, T, clip_dim); T (the segments) is taken from it.
+            with_ca: use the cross-modal attention (always, in VALOR's recipes; JoMoLD's label
+                denoising ranks labels with it off, see ``valor_jomold``).
 
         Returns:
             :class:`VALOROutput` (``a_feat``/``v_feat``: the encoder outputs; ``v_feat_pre``: the
@@ -210,7 +213,7 @@ class VALOR(InputStandardizer, nn.Module):
         audio, frame, clip = (self._standardize(r, x) for r, x in zip(self.ROLES, (audio, frame, clip)))
         x_a = self.embed_audio(audio, t)
         x_v = self.fc_fusion(torch.cat([self.embed_frames(frame, t), self.fc_st(clip)], dim=-1))
-        a, v = self.hat_encoder(x_a, x_v)
+        a, v = self.hat_encoder(x_a, x_v, with_ca)
         x = torch.stack([a, v], dim=2)  # (B, T, 2, d)
         global_prob, a_prob, v_prob, frame_prob, logits = mmil_pool(self, x)
         return VALOROutput(global_prob, a_prob, v_prob, frame_prob, a, x_v, v, logits)

@@ -91,10 +91,11 @@ def pseudo_targets(audio_path: str | Path, visual_path: str | Path, video_ids: S
     return out[0], out[1]
 
 
-def restrict(seg: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Pseudo labels ``seg`` (N, T, C) with the classes a video-level modality label ``keep``
-    (N, C; 0 = dropped) rules out set to 0 in every segment."""
-    return seg * (np.asarray(keep, dtype=np.float32) > 0)[:, None, :]
+def restrict(seg, keep):
+    """Pseudo labels ``seg`` (N, T, C; array or tensor) with the classes a video-level modality
+    label ``keep`` (N, C; 0 or False = dropped) rules out set to 0 in every segment."""
+    mask = (keep > 0)[:, None, :]
+    return seg * (mask.to(seg.dtype) if isinstance(mask, torch.Tensor) else mask.astype(np.float32))
 
 
 def valor_targets(targets: Targets, train: SplitData, classes: list[str], audio: str | Path,

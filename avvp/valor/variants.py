@@ -76,12 +76,14 @@ def valor_variant(name: str) -> ValorVariant:
         raise ConfigError(f"unknown VALOR variant {name!r} (known: {', '.join(VALOR_VARIANTS)})") from None
 
 
-def valor_recipe(name: str) -> dict[str, dict[str, Any]]:
-    """The registry recipe (``model``, ``train``, ``evaluate`` overrides) of variant ``name``."""
+def valor_recipe(name: str, denoise: str | None = None) -> dict[str, dict[str, Any]]:
+    """The registry recipe (``model``, ``train``, ``evaluate`` overrides) of variant ``name``;
+    ``denoise``: a dynamic label-denoising method (``jomold``) acting on the pseudo labels."""
     v = valor_variant(name)
-    return {"model": v.model_settings(),
-            "train": {**COMMON_TRAIN, "lr": v.lr_max, "lr_min": v.lr_min},
-            "evaluate": {"gate": "han"}}
+    train = {**COMMON_TRAIN, "lr": v.lr_max, "lr_min": v.lr_min}
+    if denoise is not None:
+        train["denoise"] = {"method": denoise}
+    return {"model": v.model_settings(), "train": train, "evaluate": {"gate": "han"}}
 
 
 def identify(sizes: Mapping[str, Any]) -> str | None:
