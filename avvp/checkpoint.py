@@ -63,16 +63,18 @@ def _official_key(key: str) -> str:
     return OFFICIAL_HAN_PREFIX + key[len(HAN_PREFIX):] if key.startswith(HAN_PREFIX) else key
 
 
-def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None = None) -> dict:
-    """Model sizes (a :class:`HANConfig` dict without nhead/dropout) read from an official state dict."""
+def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None = None,
+                   kind: str = "HAN") -> dict:
+    """Model sizes (a :class:`HANConfig` dict without nhead/dropout) read from an official state
+    dict (HAN's or, ``kind`` naming it in errors, VALOR's: the same first layer and heads)."""
     needed = ("fc_a.weight", "fc_v.weight", "fc_st.weight", "fc_prob.weight",
               OFFICIAL_HAN_PREFIX + "linear1.weight")
     missing = [k for k in needed if k not in state]
     if missing:
-        raise InputError(source, "not a HAN checkpoint: missing key(s) " + ", ".join(missing))
+        raise InputError(source, f"not a {kind} checkpoint: missing key(s) " + ", ".join(missing))
     for k in needed:
         if getattr(state[k], "ndim", None) != 2:
-            raise InputError(source, f"not a HAN checkpoint: {k} has shape "
+            raise InputError(source, f"not a {kind} checkpoint: {k} has shape "
                                      f"{tuple(getattr(state[k], 'shape', ()))}, expected a matrix")
     return {
         "audio_dim": int(state["fc_a.weight"].shape[1]),

@@ -17,7 +17,7 @@ only). Neither adds a parameter, so a JoMoLD state dict loads into this model un
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,29 @@ from torch import nn
 
 #: Feature sizes of the official extractors: VGGish, ResNet-152 frames, R(2+1)D-18 clips.
 OFFICIAL_DIMS = {"audio_dim": 128, "frame_dim": 2048, "clip_dim": 512}
+
+
+def check_config(config: Any, booleans: tuple[str, ...], fractions: tuple[str, ...],
+                 choices: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    """Check a model config dataclass: ``booleans`` true or false, ``fractions`` in [0, 1),
+    ``choices`` among their allowed values, every other field a positive integer, and
+    ``d_model`` divisible by ``nhead``. Raises ValueError naming the field."""
+    choices = choices or {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name in booleans:
+            if not isinstance(value, bool):
+                raise ValueError(f"model {f.name} = {value!r} must be true or false")
+        elif f.name in fractions:
+            if not 0.0 <= float(value) < 1.0:
+                raise ValueError(f"model {f.name} = {value!r} must be in [0, 1)")
+        elif f.name in choices:
+            if value not in choices[f.name]:
+                raise ValueError(f"model {f.name} = {value!r} (allowed: {', '.join(choices[f.name])})")
+        elif isinstance(value, bool) or int(value) < 1:
+            raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
+    if config.d_model % config.nhead:
+        raise ValueError(f"model d_model = {config.d_model} is not divisible by nhead = {config.nhead}")
 
 
 @dataclass
@@ -61,18 +84,7 @@ class HANConfig:
     visual_dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("standardize", "cross_attention"):
-                if not isinstance(value, bool):
-                    raise ValueError(f"model {f.name} = {value!r} must be true or false")
-            elif f.name in ("dropout", "visual_dropout"):
-                if not 0.0 <= float(value) < 1.0:
-                    raise ValueError(f"model {f.name} = {value!r} must be in [0, 1)")
-            elif int(value) < 1:
-                raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
-        if self.d_model % self.nhead:
-            raise ValueError(f"model d_model = {self.d_model} is not divisible by nhead = {self.nhead}")
+        check_config(self, ("standardize", "cross_attention"), ("dropout", "visual_dropout"))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,21 +35,11 @@ def is_valor_state(state: Mapping[str, Any]) -> bool:
 
 def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None = None) -> dict:
     """Sizes of a VALOR state dict: widths, layers and input sizes."""
-    needed = ("fc_a.weight", "fc_v.weight", "fc_st.weight", "fc_prob.weight",
-              "hat_encoder.layers.0.linear1.weight")
-    missing = [k for k in needed if k not in state]
-    if missing:
-        raise InputError(source, "not a VALOR checkpoint: missing key(s) " + ", ".join(missing))
-    for k in needed:
-        if getattr(state[k], "ndim", None) != 2:
-            raise InputError(source, f"not a VALOR checkpoint: {k} has shape "
-                                     f"{tuple(getattr(state[k], 'shape', ()))}, expected a matrix")
+    from ..checkpoint import official_sizes as han_sizes
+
+    sizes = han_sizes(state, source, kind="VALOR")
     layers = {int(m.group(1)) for k in state if (m := _LAYER.match(k))}
-    return {"audio_dim": int(state["fc_a.weight"].shape[1]), "frame_dim": int(state["fc_v.weight"].shape[1]),
-            "clip_dim": int(state["fc_st.weight"].shape[1]), "n_classes": int(state["fc_prob.weight"].shape[0]),
-            "d_model": int(state["fc_a.weight"].shape[0]),
-            "dim_feedforward": int(state["hat_encoder.layers.0.linear1.weight"].shape[0]),
-            "num_layers": max(layers) + 1}
+    return {**sizes, "num_layers": max(layers) + 1}
 
 
 def _roles(sizes: Mapping[str, int]) -> dict[str, str]:

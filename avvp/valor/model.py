@@ -26,13 +26,13 @@ pre-norm mode no recipe uses).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import HANLayer, HANOutput, InputStandardizer, mmil_pool
+from ..model import HANLayer, HANOutput, InputStandardizer, check_config, mmil_pool
 
 #: The roles a VALOR input stream may read, per slot (the first is the standard one).
 AUDIO_ROLES = ("audio", "clap_audio")
@@ -73,24 +73,7 @@ class VALORConfig:
     frame_role: str = "frame"
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "standardize":
-                if not isinstance(value, bool):
-                    raise ValueError(f"model standardize = {value!r} must be true or false")
-            elif f.name == "dropout":
-                if not 0.0 <= float(value) < 1.0:
-                    raise ValueError(f"model dropout = {value!r} must be in [0, 1)")
-            elif f.name == "audio_role":
-                if value not in AUDIO_ROLES:
-                    raise ValueError(f"model audio_role = {value!r} (allowed: {', '.join(AUDIO_ROLES)})")
-            elif f.name == "frame_role":
-                if value not in FRAME_ROLES:
-                    raise ValueError(f"model frame_role = {value!r} (allowed: {', '.join(FRAME_ROLES)})")
-            elif isinstance(value, bool) or int(value) < 1:
-                raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
-        if self.d_model % self.nhead:
-            raise ValueError(f"model d_model = {self.d_model} is not divisible by nhead = {self.nhead}")
+        check_config(self, ("standardize",), ("dropout",), {"audio_role": AUDIO_ROLES, "frame_role": FRAME_ROLES})
 
     def to_dict(self) -> dict:
         return {"arch": ARCH, **asdict(self)}
