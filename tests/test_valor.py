@@ -355,3 +355,27 @@ def test_parse_refuses_a_model_on_teacher_features(tmp_path):
     save_model(path, model, CLASSES)
     with pytest.raises(ConfigError, match=r"model\.pt: the model reads clap_audio, clip_image features"):
         load_parser(path, {"device": "cpu"})
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_is_bitwise_with_the_valor_recipe(tmp_path):
+    d = _dataset(tmp_path, False, n=(12, 3, 3))
+    s = _tiny_settings(num_layers=1)
+    s["train"]["epochs"] = 3
+    kw = {"progress": False, "pseudo_audio": d["pseudo"]["audio"], "pseudo_visual": d["pseudo"]["visual"]}
+    manifest = d["root"] / "manifest.parquet"
+    full, part = tmp_path / "full" / "model.pt", tmp_path / "part" / "model.pt"
+    run_training(d["features"], manifest, full, s, seed=2, **kw)
+
+    def stop(event, epoch, step):
+        if event == "batch" and epoch == 2 and step == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run_training(d["features"], manifest, part, s, seed=2, hook=stop, **kw)
+    run_training(d["features"], manifest, part, s, seed=2, **kw)
+    a, b = load_model(full)[0].state_dict(), load_model(part)[0].state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
