@@ -379,3 +379,22 @@ def test_resume_is_bitwise_with_the_valor_recipe(tmp_path):
     run_training(d["features"], manifest, part, s, seed=2, **kw)
     a, b = load_model(full)[0].state_dict(), load_model(part)[0].state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_methods_table_with_published_numbers(tmp_path):
+    import json
+
+    from avvp.aggregate import write_table
+    from avvp.metrics import METRICS
+
+    settings = {"seeds": [1, 2], "split": "test", "published": True}
+    for i, row in enumerate(table_rows("methods", settings)):
+        for seed in (1, 2):
+            path = tmp_path / "eval" / row.variant / f"seed{seed}" / "test" / "metrics.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({"overall": {m: 0.1 * i + 0.01 * seed for m in METRICS}}))
+    summary = write_table("methods", tmp_path, settings, tmp_path / "m.md", tmp_path / "m.csv", tmp_path / "m.png")
+    assert summary.loc["VALOR", "segment_type_mean"] == pytest.approx(31.5)
+    text = (tmp_path / "m.md").read_text()
+    assert "| VALOR | 61.8 | 65.9 | 58.4 | 62.0 | 61.5 | 55.4 | 62.6 | 52.2 | 56.7 | 54.2 |" in text
+    assert "| VALOR++ |" not in text  # no teacher features configured: no VALOR++ row, published or not
