@@ -65,6 +65,7 @@ COMMON_TRAIN: dict[str, Any] = {
     "weight_decay": 1e-3, "schedule": "warmup_cosine", "warmup_epochs": 10, "clip_grad_norm": 1.0,
     "loss": "valor", "select": "best", "select_metric": "segment_type", "select_ties": "earlier",
     "gate": "han",
+    "alias_global": False,  # with refined labels (valor_ma) the video-level target stays the weak label
 }
 
 
