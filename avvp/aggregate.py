@@ -142,6 +142,25 @@ def ratio_markdown(summary: pd.DataFrame, decimals: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def published_markdown(variants: list[str]) -> str:
+    """The published LLP test numbers of the table's variants that have them
+    (:data:`avvp.experiments.PUBLISHED`)."""
+    from .experiments import PUBLISHED
+
+    head = ["published"] + [f"{level[:3].capitalize()}. {STREAM_LABELS[m.split('_', 1)[1]]}"
+                            for level in LEVELS for m in METRICS if m.startswith(level)]
+    lines = ["Published on the LLP test set (F1 %, one run each, as the papers report them; HAN, "
+             "JoMoLD, VALOR and VALOR++ from Lai et al., CVPR 2025, Tables 1 and A6; MA from Wu & "
+             "Yang, CVPR 2021). Compare with the rows above only where they ran on LLP with the "
+             "official features.", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for v in variants:
+        if v in PUBLISHED:
+            name, values = PUBLISHED[v]
+            lines.append("| " + " | ".join([name] + [f"{x:.1f}" for x in values]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(mean: float, std: float, decimals: int) -> str:
     if math.isnan(mean):
         return "–"
@@ -218,6 +237,8 @@ def write_table(table: str, results: str | Path, settings: Mapping[str, Any],
 
         labels = {n: RATIO_TARGETS[n].label for n in names}
         text += "\n" + ratio_markdown(ratio_summary(results, names, table_seeds(settings), labels), decimals)
+    if table == "methods" and settings.get("published"):
+        text += "\n" + published_markdown([r.variant for r in table_rows(table, settings)])
     write_text(md, text)
     write_csv(csv, summary.reset_index().round(4))
     save_figure(png, plot(summary, title))

@@ -11,6 +11,9 @@
   a dict ``{torch_rng, cuda_rng, random_rng, numpy_rng, model, optimizer, scheduler, epochs}``;
   its ``model`` is a HAN state dict of 34 keys, all among the official HAN's (no dead
   encoders), converted as above.
+* An **official VALOR checkpoint** (a released ``checkpoint_best.pt``) is the plain state dict of
+  VALOR's network, told from HAN's by its ``hat_encoder.final_norm_a``; see
+  :mod:`avvp.valor.checkpoint`. An avvp VALOR model file has ``"format": "avvp-valor"``.
 * A **resume file** (``checkpoints/last.pt``) holds the whole training state; see
   :mod:`avvp.train`.
 
@@ -33,8 +36,11 @@ from . import provenance
 from .atomic import atomic_path
 from .errors import InputError, MissingWeightsError
 from .model import HAN, HANConfig
+from .valor import checkpoint as valor_ckpt
 
 FORMAT = "avvp-han"
+#: The format of an avvp model file holding a VALOR model.
+VALOR_FORMAT = "avvp-valor"
 VERSION = 1
 
 #: Official key prefix of the one HAN layer, and ours.
@@ -59,16 +65,18 @@ def _official_key(key: str) -> str:
     return OFFICIAL_HAN_PREFIX + key[len(HAN_PREFIX):] if key.startswith(HAN_PREFIX) else key
 
 
-def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None = None) -> dict:
-    """Model sizes (a :class:`HANConfig` dict without nhead/dropout) read from an official state dict."""
+def official_sizes(state: Mapping[str, torch.Tensor], source: str | Path | None = None,
+                   kind: str = "HAN") -> dict:
+    """Model sizes (a :class:`HANConfig` dict without nhead/dropout) read from an official state
+    dict (HAN's or, ``kind`` naming it in errors, VALOR's: the same first layer and heads)."""
     needed = ("fc_a.weight", "fc_v.weight", "fc_st.weight", "fc_prob.weight",
               OFFICIAL_HAN_PREFIX + "linear1.weight")
     missing = [k for k in needed if k not in state]
     if missing:
-        raise InputError(source, "not a HAN checkpoint: missing key(s) " + ", ".join(missing))
+        raise InputError(source, f"not a {kind} checkpoint: missing key(s) " + ", ".join(missing))
     for k in needed:
         if getattr(state[k], "ndim", None) != 2:
-            raise InputError(source, f"not a HAN checkpoint: {k} has shape "
+            raise InputError(source, f"not a {kind} checkpoint: {k} has shape "
                                      f"{tuple(getattr(state[k], 'shape', ()))}, expected a matrix")
     return {
         "audio_dim": int(state["fc_a.weight"].shape[1]),
@@ -146,7 +154,7 @@ def save_model(path: str | Path, model: HAN, classes: list[str], meta: Mapping[s
     if len(classes) != model.config.n_classes:
         raise ValueError(f"{len(classes)} class names for a model with {model.config.n_classes} classes")
     payload = {
-        "format": FORMAT,
+        "format": VALOR_FORMAT if model.config.to_dict().get("arch") == "valor" else FORMAT,
         "version": VERSION,
         "config": model.config.to_dict(),
         "classes": list(classes),
@@ -156,14 +164,42 @@ def save_model(path: str | Path, model: HAN, classes: list[str], meta: Mapping[s
     save_torch(path, payload)
 
 
-def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
-    """Load an avvp model file, an official HAN/MA state dict or an official JoMoLD checkpoint.
+def load_model(path: str | Path, nhead: int = 1, expect: str | None = None) -> tuple[HAN, dict]:
+    """Load an avvp model file, an official HAN/MA state dict, an official JoMoLD checkpoint or a
+    released VALOR checkpoint.
+
+    Args:
+        nhead: attention heads of an official HAN/MA/JoMoLD file (not recorded in it).
+        expect: the VALOR variant the file must be (``valor``, ``valor_plus``, ``valor_pp``), or
+            None (any model). A file of another variant, or a HAN file, is an InputError naming
+            the file and both.
 
     Returns:
         The model in eval mode, and a dict with ``classes`` (None for an official file, which
         does not record them), ``meta`` and ``official`` (bool).
     """
     payload = _torch_load(path)
+    if isinstance(payload, Mapping) and payload.get("format") == VALOR_FORMAT:
+        from .valor.model import VALOR, VALORConfig
+
+        try:
+            config = VALORConfig.from_dict(payload["config"])
+            model = VALOR.from_config(config)
+            model.load_state_dict(payload["state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise InputError(path, f"broken avvp model file: {exc}") from None
+        valor_ckpt.check_variant(config, expect, path)
+        return model.eval(), _file_info(path, payload, config.n_classes)
+    if _is_state_dict(payload) and valor_ckpt.is_valor_state(payload):
+        from .valor.model import VALOR
+
+        config, ours = valor_ckpt.convert_official(payload, path, expect)
+        model = VALOR.from_config(config)
+        model.load_state_dict(ours)
+        return model.eval(), {"classes": None, "meta": {}, "official": True}
+    if expect is not None:
+        raise InputError(path, f"not a VALOR model file or checkpoint (declared: {expect}); "
+                               "it holds another model (HAN, MA or JoMoLD) or something else")
     if isinstance(payload, Mapping) and payload.get("format") == FORMAT:
         try:
             config = HANConfig(**payload["config"])
@@ -171,10 +207,7 @@ def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
             model.load_state_dict(payload["state_dict"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise InputError(path, f"broken avvp model file: {exc}") from None
-        classes = list(payload.get("classes") or [])
-        if len(classes) != config.n_classes:
-            raise InputError(path, f"{len(classes)} class names for {config.n_classes} model classes")
-        return model.eval(), {"classes": classes, "meta": dict(payload.get("meta", {})), "official": False}
+        return model.eval(), _file_info(path, payload, config.n_classes)
     if _is_state_dict(payload):
         config, ours = convert_official(payload, path, nhead)
         model = HAN.from_config(config)
@@ -191,6 +224,15 @@ def load_model(path: str | Path, nhead: int = 1) -> tuple[HAN, dict]:
     keys = ", ".join(sorted(map(str, payload)))[:200] if isinstance(payload, Mapping) else type(payload).__name__
     raise InputError(path, "neither an avvp model file nor an official HAN/MA state dict nor an official "
                            f"JoMoLD checkpoint (found: {keys})")
+
+
+def _file_info(path: str | Path, payload: Mapping, n_classes: int) -> dict:
+    """``classes``, ``meta`` and ``official`` of an avvp model file; InputError when the class
+    names do not fit the model."""
+    classes = list(payload.get("classes") or [])
+    if len(classes) != n_classes:
+        raise InputError(path, f"{len(classes)} class names for {n_classes} model classes")
+    return {"classes": classes, "meta": dict(payload.get("meta", {})), "official": False}
 
 
 def save_torch(path: str | Path, obj: Any) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from .provenance import H5_ATTR
 log = logging.getLogger(__name__)
 
 ROLES = ("audio", "frame", "clip")
+#: Roles whose rows are a token map, not segments (CLAP's 2 x 32 grid): kept as stored, and the
+#: segment count comes from the clip store.
+TOKEN_MAP_ROLES = ("clap_audio",)
 MANIFEST_COLUMNS = ("video_id", "split", "labels")
 DENSE_TABLES = {"audio": "dense_audio.parquet", "visual": "dense_visual.parquet"}
 
@@ -62,7 +65,7 @@ class Features:
 
     @property
     def n_segments(self) -> int:
-        return int(self.audio.shape[1])
+        return int(self.clip.shape[1])
 
     def dims(self) -> dict[str, int]:
         """Feature sizes as :class:`avvp.model.HANConfig` keyword arguments."""
@@ -85,10 +88,12 @@ MISSING = ("error", "skip")
 
 
 def available(features_dir: str | Path, video_ids: Sequence[str], missing: str = "error",
-              what: str = "videos") -> list[str]:
+              what: str = "videos", roles: Mapping[str, str] | None = None) -> list[str]:
     """The videos of ``video_ids`` that every store of ``features_dir`` holds, in order.
 
     Args:
+        roles: input slot (audio, frame, clip) -> the feature role whose store it reads
+            (default: the slot's own role; VALOR++ reads ``clap_audio`` and ``clip_image``).
         missing: ``error`` (an InputError naming the store and the first videos it lacks) or
             ``skip`` (leave them out with a warning that gives their number).
         what: how the videos are named in messages (e.g. "training videos").
@@ -98,7 +103,8 @@ def available(features_dir: str | Path, video_ids: Sequence[str], missing: str =
     if missing not in MISSING:
         raise ValueError(f"missing = {missing!r} (known: {', '.join(MISSING)})")
     keep = [str(v) for v in video_ids]
-    for role in ROLES:
+    for slot in ROLES:
+        role = (roles or {}).get(slot, slot)
         path = store_path(features_dir, role)
         if not path.exists():
             raise InputError(path, f"{role} feature store not found")
@@ -118,7 +124,8 @@ def available(features_dir: str | Path, video_ids: Sequence[str], missing: str =
 
 
 def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: bool = False,
-                  missing: str = "error", what: str = "videos") -> Features:
+                  missing: str = "error", what: str = "videos",
+                  roles: Mapping[str, str] | None = None) -> Features:
     """Read the three stores of ``features_dir`` for ``video_ids`` (in that order).
 
     Each role's tensor is allocated once and filled chunk by chunk, so memory holds the result and
@@ -128,6 +135,8 @@ def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: 
     Args:
         missing, what: videos that a store lacks: see :func:`available`. The returned
             ``video_ids`` are those loaded.
+        roles: input slot -> feature role (see :func:`available`). A token-map role
+            (:data:`TOKEN_MAP_ROLES`) keeps its stored rows.
 
     Raises:
         InputError: a store is missing, lacks some of the videos (with ``missing="error"``), or
@@ -139,25 +148,29 @@ def load_features(features_dir: str | Path, video_ids: Sequence[str], progress: 
 
     if not video_ids:
         raise InputError(features_dir, "no videos to load")
-    video_ids = available(features_dir, video_ids, missing, what)
+    roles = {slot: (roles or {}).get(slot, slot) for slot in ROLES}
+    video_ids = available(features_dir, video_ids, missing, what, roles)
     if not video_ids:
         raise InputError(features_dir, f"none of the {what} has features")
     out: dict[str, torch.Tensor] = {}
     attrs: dict[str, dict] = {}
-    n_segments = None
-    for role in ROLES:
+    shapes = {}
+    for slot, role in roles.items():
         path = store_path(features_dir, role)
         with h5py.File(path, "r") as h5:
-            shape = h5["features"].shape
+            shapes[slot] = shape = h5["features"].shape
         if len(shape) != 3:
             raise InputError(path, f"features have shape {tuple(shape)}, expected (N, T, D)")
-        if n_segments is None:
-            n_segments = int(shape[1])
-        _fit_segments(int(shape[1]), n_segments, role, path)
-        attrs[role] = {k: v for k, v in read_attrs(path).items() if k not in (SOURCE_ATTR, H5_ATTR)}
-        out[role] = x = torch.empty((len(video_ids), n_segments, int(shape[2])), dtype=torch.float32)
+    n_segments = int(shapes["clip" if roles["audio"] in TOKEN_MAP_ROLES else "audio"][1])
+    for slot, role in roles.items():
+        path, shape = store_path(features_dir, role), shapes[slot]
+        rows = int(shape[1]) if role in TOKEN_MAP_ROLES else n_segments
+        if role not in TOKEN_MAP_ROLES:
+            _fit_segments(int(shape[1]), n_segments, role, path)
+        attrs[slot] = {k: v for k, v in read_attrs(path).items() if k not in (SOURCE_ATTR, H5_ATTR)}
+        out[slot] = x = torch.empty((len(video_ids), rows, int(shape[2])), dtype=torch.float32)
         bar = tqdm(total=len(video_ids), desc=f"read {role}", unit="video", disable=not progress, leave=False)
-        if int(shape[1]) == n_segments:         # straight into the tensor: no copy in between
+        if int(shape[1]) == rows:               # straight into the tensor: no copy in between
             for n in read_into(path, video_ids, x.numpy()):
                 bar.update(n)
         else:                                   # k rows per segment: pooled chunk by chunk
@@ -190,10 +203,12 @@ def _fit_segments(rows: int, n_segments: int, role: str, path: Path) -> None:
                                f"(the audio store has {n_segments} segments)")
 
 
-def check_dims(features: Features, expected: dict[str, int], features_dir: str | Path) -> None:
+def check_dims(features: Features, expected: dict[str, int], features_dir: str | Path,
+               roles: Mapping[str, str] | None = None) -> None:
     """Raise InputError naming the store whose feature size differs from a model's."""
-    for role in ROLES:
-        have, want = features.dims()[f"{role}_dim"], expected[f"{role}_dim"]
+    for slot in ROLES:
+        role = (roles or {}).get(slot, slot)
+        have, want = features.dims()[f"{slot}_dim"], expected[f"{slot}_dim"]
         if have != want:
             raise InputError(store_path(features_dir, role),
                              f"{role} features are {have}-d but the model expects {want}-d")
@@ -261,12 +276,15 @@ def split_ids(ann: Annotations, split: str, source: str | Path | None = None) ->
 
 @dataclass
 class Targets:
-    """Training targets (N, C) float32 tensors: weak labels and the three loss targets."""
+    """Training targets (N, C) float32 tensors: weak labels and the three loss targets; for
+    training with segment-level pseudo labels (VALOR) also ``seg_audio``/``seg_visual`` (N, T, C)."""
 
     weak: torch.Tensor
     global_: torch.Tensor
     audio: torch.Tensor
     visual: torch.Tensor
+    seg_audio: torch.Tensor | None = None
+    seg_visual: torch.Tensor | None = None
 
 
 def build_targets(weak: np.ndarray, video_ids: Sequence[str], classes: Sequence[str],
@@ -321,13 +339,15 @@ class SplitData:
 
 
 def load_split(features_dir: str | Path, ann: Annotations, split: str, truth: bool,
-               progress: bool = False, missing: str = "error") -> SplitData:
+               progress: bool = False, missing: str = "error",
+               roles: Mapping[str, str] | None = None) -> SplitData:
     """Features, weak labels and (if ``truth``) the dense truth of one split.
 
-    ``missing``: what to do with videos that have no features (:func:`available`).
+    ``missing``: what to do with videos that have no features (:func:`available`); ``roles``:
+    input slot -> feature role (:func:`load_features`).
     """
     features = load_features(features_dir, split_ids(ann, split), progress=progress, missing=missing,
-                             what=f"{split} videos")
+                             what=f"{split} videos", roles=roles)
     ids = features.video_ids
     weak = ann.weak(ids)
     gt_a = gt_v = None

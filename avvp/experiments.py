@@ -21,7 +21,23 @@ name                        contrastive  tau        labels
 ``jomold_nocl``             no           –          as ``jomold``, without the contrastive term
 ``jomold_ma``               yes (NCE)    0.2        as ``jomold``, with the ratios of MA's drops
 ``jomold_truth``            yes (NCE)    0.2        as ``jomold``, with the true ratios (demo only)
+``valor``                   no           –          weak labels + the teachers' segment-level
+                                                    pseudo labels (VALOR, :mod:`avvp.valor`)
+``valor_plus``              no           –          as ``valor``, 4 layers of width 256 (VALOR+)
+``valor_pp``                no           –          as ``valor_plus`` on the CLAP token map and
+                                                    CLIP embeddings (VALOR++)
+``valor_ma``                no           –          as ``valor``, pseudo labels of a class set to 0
+                                                    in a modality where MA's refinement (refine
+                                                    target ``ma``) dropped that modality's label
+``valor_jomold``            no           –          as ``valor``, pseudo labels of a class set to 0
+                                                    for a step in a modality where JoMoLD's
+                                                    per-batch denoising (ratios of ``jomold_ne``)
+                                                    drops that modality's label
 ==========================  ===========  =========  ==============================================
+
+A *pseudo-label* variant (``pseudo``) trains with the segment-level pseudo labels of the two
+teachers, ``pseudo/audio.parquet`` and ``pseudo/visual.parquet`` (:data:`PSEUDO_LABELS`), with
+VALOR's recipe (:func:`avvp.valor.variants.valor_recipe`).
 
 A refined variant's labels are the *refine target* of the same name:
 ``refine/<name>/seed<k>/labels.parquet``, made by ``avvp refine`` from the model
@@ -43,7 +59,10 @@ JoMoLD's (:data:`JOMOLD_RECIPE`); the others carry none. Config
 Tables (config ``experiments``): ``table1`` the main result (HAN against MA; its HAN row is
 ``baseline`` or, with ``experiments.table1_baseline: han``, ``han``), ``table2`` the
 ablation (baseline, +C, +R, +C+R), ``table3`` refining audio only / visual only / both, ``table4``
-the contrastive temperature τ (config ``experiments.taus``), ``denoising`` label denoising
+the contrastive temperature τ (config ``experiments.taus``), ``methods`` the weak-label methods
+(baseline, MA, JoMoLD, VALOR, VALOR with MA's labels and, where the teachers' CLAP and CLIP
+feature roles are configured, VALOR++; with ``experiments.published`` the published LLP numbers
+below it), ``denoising`` label denoising
 (baseline, MA, JoMoLD without and with its contrastive term, JoMoLD with MA's ratios; with
 ``experiments.denoising_oracle`` also with the true ratios), with the drops' precision and recall
 where the true per-modality training labels are known. Every cell is the mean ± std over seeds
@@ -60,6 +79,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .settings import merge_settings
+from .valor.variants import valor_recipe
 
 TAU_PATTERN = re.compile(r"^(?P<stem>baseline_c|ma)_tau(?P<tau>[0-9]+(?:\.[0-9]+)?)$")
 
@@ -80,6 +100,7 @@ class Variant:
             keyed by section (:data:`RECIPE_SECTIONS`; see :func:`variant_sections`).
         ratios_from: the ratio target (:data:`RATIO_TARGETS`) whose noise ratios drive this
             variant's dynamic label denoising (None: no dynamic denoising).
+        pseudo: trains with the teachers' segment-level pseudo labels (:data:`PSEUDO_LABELS`).
     """
 
     name: str
@@ -91,6 +112,7 @@ class Variant:
     label: str = ""
     recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     ratios_from: str | None = None
+    pseudo: bool = False
 
     @property
     def refined(self) -> bool:
@@ -169,7 +191,22 @@ _FIXED: dict[str, Variant] = {
     "jomold_ma": Variant("jomold_ma", True, label="JoMoLD, MA's ratios", recipe=_jomold(), ratios_from="ma"),
     "jomold_truth": Variant("jomold_truth", True, label="JoMoLD, true ratios (oracle)", recipe=_jomold(),
                             ratios_from="truth"),
+    "valor": Variant("valor", False, label="VALOR", recipe=valor_recipe("valor"), pseudo=True),
+    "valor_plus": Variant("valor_plus", False, label="VALOR+", recipe=valor_recipe("valor_plus"), pseudo=True),
+    "valor_pp": Variant("valor_pp", False, label="VALOR++", recipe=valor_recipe("valor_pp"), pseudo=True),
+    "valor_ma": Variant("valor_ma", False, labels_from="ma", base="baseline_c", label="VALOR, MA's labels",
+                        recipe=valor_recipe("valor"), pseudo=True),
+    "valor_jomold": Variant("valor_jomold", False, label="VALOR, JoMoLD's denoising", pseudo=True,
+                            recipe=valor_recipe("valor", denoise="jomold"), ratios_from="jomold"),
 }
+
+#: The teachers' segment-level pseudo labels per modality (:mod:`avvp.teachers.labels`).
+PSEUDO_LABELS = {"audio": "pseudo/audio.parquet", "visual": "pseudo/visual.parquet"}
+
+
+def pseudo_targets(name: str) -> dict[str, str]:
+    """The pseudo-label files variant ``name`` trains with (empty: none)."""
+    return dict(PSEUDO_LABELS) if get_variant(name).pseudo else {}
 
 
 def tau_name(stem: str, tau: float) -> str:
@@ -355,13 +392,26 @@ def base_model_target(name: str, seed: int) -> str:
 
 # ---------------------------------------------------------------------------------- tables
 
-TABLES = ("table1", "table2", "table3", "table4", "denoising")
+TABLES = ("table1", "table2", "table3", "table4", "denoising", "methods")
 TABLE_TITLES = {
     "table1": "Main result: HAN against MA",
     "table2": "Ablation: contrastive loss (C) and label refinement (R)",
     "table3": "Label refinement per modality",
     "table4": "Contrastive temperature τ",
     "denoising": "Label denoising: MA and JoMoLD",
+    "methods": "Weak-label methods: HAN, MA, JoMoLD, VALOR",
+}
+#: The methods table's rows; ``valor_pp`` joins them where the teachers' feature roles are configured.
+METHODS_ROWS = ("baseline", "ma", "jomold", "valor", "valor_ma", "valor_jomold")
+#: Published LLP test F1 (%) beside the methods table (``experiments.published``): segment level
+#: A, V, AV, Type@AV, Event@AV, then event level. HAN, JoMoLD, VALOR and VALOR++ as reported by
+#: Lai et al. (UWAV, CVPR 2025, Table 1 and Table A6); MA from its paper (Wu & Yang, CVPR 2021).
+PUBLISHED = {
+    "baseline": ("HAN", (60.1, 52.9, 48.9, 54.0, 55.4, 51.3, 48.9, 43.0, 47.7, 48.0)),
+    "ma": ("MA", (60.3, 60.0, 55.1, 58.9, 57.9, 53.6, 56.4, 49.0, 53.0, 50.6)),
+    "jomold": ("JoMoLD", (61.3, 63.8, 57.2, 60.8, 59.9, 53.9, 59.9, 49.6, 54.5, 52.5)),
+    "valor": ("VALOR", (61.8, 65.9, 58.4, 62.0, 61.5, 55.4, 62.6, 52.2, 56.7, 54.2)),
+    "valor_pp": ("VALOR++", (68.1, 68.4, 61.9, 66.2, 66.8, 61.2, 64.7, 55.5, 60.4, 59.0)),
 }
 #: The denoising table's rows (``experiments.denoising_oracle`` adds ``jomold_truth``).
 DENOISING_ROWS = ("baseline", "ma", "jomold_nocl", "jomold", "jomold_ma")
@@ -377,7 +427,10 @@ class TableRow:
 
 #: Defaults of a table's settings (see :func:`table_settings`).
 TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "tau": 0.2, "split": "test",
-                                  "table1_baseline": "baseline", "truth": False, "denoising_oracle": False}
+                                  "table1_baseline": "baseline", "truth": False, "denoising_oracle": False,
+                                  "teacher_features": False, "published": False}
+#: The feature roles VALOR++ reads (configured as sections of config ``features``).
+TEACHER_ROLES = ("clap_audio", "clip_image")
 #: The variants Table 1's HAN row may be (config ``experiments.table1_baseline``).
 TABLE1_BASELINES = ("baseline", "han")
 
@@ -402,6 +455,8 @@ def table_settings(config: Mapping[str, Any]) -> dict:
         "table1_baseline": exp.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"]),
         "truth": (config.get("data", {}) or {}).get("source") == "synth",
         "denoising_oracle": bool(exp.get("denoising_oracle", TABLE_DEFAULTS["denoising_oracle"])),
+        "teacher_features": all((config.get("features", {}) or {}).get(r) for r in TEACHER_ROLES),
+        "published": bool(exp.get("published", TABLE_DEFAULTS["published"])),
     }
 
 
@@ -434,6 +489,9 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
                     f"τ = {float(t):g}") for t in taus]
     if table == "denoising":
         names = list(DENOISING_ROWS) + (["jomold_truth"] if settings.get("denoising_oracle") else [])
+        return [row(n) for n in names]
+    if table == "methods":
+        names = list(METHODS_ROWS) + (["valor_pp"] if settings.get("teacher_features") else [])
         return [row(n) for n in names]
     raise ConfigError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
 

@@ -17,6 +17,7 @@ only). Neither adds a parameter, so a JoMoLD state dict loads into this model un
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,29 @@ from torch import nn
 
 #: Feature sizes of the official extractors: VGGish, ResNet-152 frames, R(2+1)D-18 clips.
 OFFICIAL_DIMS = {"audio_dim": 128, "frame_dim": 2048, "clip_dim": 512}
+
+
+def check_config(config: Any, booleans: tuple[str, ...], fractions: tuple[str, ...],
+                 choices: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    """Check a model config dataclass: ``booleans`` true or false, ``fractions`` in [0, 1),
+    ``choices`` among their allowed values, every other field a positive integer, and
+    ``d_model`` divisible by ``nhead``. Raises ValueError naming the field."""
+    choices = choices or {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name in booleans:
+            if not isinstance(value, bool):
+                raise ValueError(f"model {f.name} = {value!r} must be true or false")
+        elif f.name in fractions:
+            if not 0.0 <= float(value) < 1.0:
+                raise ValueError(f"model {f.name} = {value!r} must be in [0, 1)")
+        elif f.name in choices:
+            if value not in choices[f.name]:
+                raise ValueError(f"model {f.name} = {value!r} (allowed: {', '.join(choices[f.name])})")
+        elif isinstance(value, bool) or int(value) < 1:
+            raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
+    if config.d_model % config.nhead:
+        raise ValueError(f"model d_model = {config.d_model} is not divisible by nhead = {config.nhead}")
 
 
 @dataclass
@@ -60,18 +84,7 @@ class HANConfig:
     visual_dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("standardize", "cross_attention"):
-                if not isinstance(value, bool):
-                    raise ValueError(f"model {f.name} = {value!r} must be true or false")
-            elif f.name in ("dropout", "visual_dropout"):
-                if not 0.0 <= float(value) < 1.0:
-                    raise ValueError(f"model {f.name} = {value!r} must be in [0, 1)")
-            elif int(value) < 1:
-                raise ValueError(f"model {f.name} = {value!r} must be a positive integer")
-        if self.d_model % self.nhead:
-            raise ValueError(f"model d_model = {self.d_model} is not divisible by nhead = {self.nhead}")
+        check_config(self, ("standardize", "cross_attention"), ("dropout", "visual_dropout"))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,8 +115,8 @@ class HANOutput:
 
     def float(self) -> "HANOutput":
         """The same output in float32 (after a bfloat16 autocast forward pass)."""
-        return HANOutput(*(None if getattr(self, f.name) is None else getattr(self, f.name).float()
-                           for f in fields(self)))
+        return type(self)(*(None if getattr(self, f.name) is None else getattr(self, f.name).float()
+                             for f in fields(self)))
 
 
 class HANLayer(nn.Module):
@@ -141,7 +154,37 @@ class HANLayer(nn.Module):
         return self.norm2(h + self.dropout2(ffn))
 
 
-class HAN(nn.Module):
+class InputStandardizer:
+    """Per-dimension input standardisation with statistics kept in buffers ``<role>_mean`` /
+    ``<role>_std`` (registered by the model when its ``config.standardize`` is true)."""
+
+    def _register_input_stats(self, dims: Mapping[str, int]) -> None:
+        for role, dim in dims.items():  # buffers, not parameters: parameter counts are unchanged
+            self.register_buffer(f"{role}_mean", torch.zeros(dim))
+            self.register_buffer(f"{role}_std", torch.ones(dim))
+
+    @torch.no_grad()
+    def set_input_stats(self, **features: torch.Tensor) -> None:
+        """Set the standardisation buffers from training features, e.g. ``audio=(N, T, D)``.
+
+        Frame features may be the pooled (N, T, D) or the per-frame rows: standardisation is
+        per dimension, so it commutes with the mean over the 8 frames of a segment.
+        """
+        if not self.config.standardize:
+            raise ValueError("this model was built with standardize = False")
+        for role, x in features.items():
+            flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
+            mean, std = flat.mean(dim=0), flat.std(dim=0, unbiased=False)
+            getattr(self, f"{role}_mean").copy_(mean.float())
+            getattr(self, f"{role}_std").copy_(std.clamp_min(1e-6).float())
+
+    def _standardize(self, role: str, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.standardize:
+            return x
+        return (x - getattr(self, f"{role}_mean")) / getattr(self, f"{role}_std")
+
+
+class HAN(InputStandardizer, nn.Module):
     """HAN with attentive multimodal MIL pooling, as the official ``MMIL_Net`` computes it.
 
     Args:
@@ -170,29 +213,7 @@ class HAN(nn.Module):
         if visual_dropout > 0:  # JoMoLD's Dropout(0.5) (no parameters; HAN and MA build none)
             self.dropout = nn.Dropout(visual_dropout)
         if standardize:  # buffers, not parameters: the parameter count stays the official one
-            for role, dim in zip(self.ROLES, (audio_dim, frame_dim, clip_dim)):
-                self.register_buffer(f"{role}_mean", torch.zeros(dim))
-                self.register_buffer(f"{role}_std", torch.ones(dim))
-
-    @torch.no_grad()
-    def set_input_stats(self, **features: torch.Tensor) -> None:
-        """Set the standardisation buffers from training features, e.g. ``audio=(N, T, D)``.
-
-        Frame features may be the pooled (N, T, D) or the per-frame rows: standardisation is
-        per dimension, so it commutes with the mean over the 8 frames of a segment.
-        """
-        if not self.config.standardize:
-            raise ValueError("this model was built with standardize = False")
-        for role, x in features.items():
-            flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
-            mean, std = flat.mean(dim=0), flat.std(dim=0, unbiased=False)
-            getattr(self, f"{role}_mean").copy_(mean.float())
-            getattr(self, f"{role}_std").copy_(std.clamp_min(1e-6).float())
-
-    def _standardize(self, role: str, x: torch.Tensor) -> torch.Tensor:
-        if not self.config.standardize:
-            return x
-        return (x - getattr(self, f"{role}_mean")) / getattr(self, f"{role}_std")
+            self._register_input_stats(dict(zip(self.ROLES, (audio_dim, frame_dim, clip_dim))))
 
     @classmethod
     def from_config(cls, config: HANConfig | dict) -> "HAN":
@@ -234,14 +255,27 @@ class HAN(nn.Module):
         v_heads = self.dropout(v_han) if self.config.visual_dropout > 0 else v_han
         x = torch.stack([a_han, v_heads], dim=2)  # (B, T, 2, d)
 
-        frame_prob = torch.sigmoid(self.fc_prob(x))  # (B, T, 2, C)
-        time_att = torch.softmax(self.fc_frame_att(x), dim=1)
-        modality_att = torch.softmax(self.fc_av_att(x), dim=2)
-        pooled = time_att * frame_prob
-        global_prob = (modality_att * pooled).sum(dim=2).sum(dim=1)
-        a_prob = pooled[:, :, 0].sum(dim=1)
-        v_prob = pooled[:, :, 1].sum(dim=1)
+        global_prob, a_prob, v_prob, frame_prob, _ = mmil_pool(self, x)
         return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_han, x_v, v_han)
+
+
+def mmil_pool(heads: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Attentive multimodal MIL pooling over ``x`` (B, T, 2, d) with the heads ``fc_prob``,
+    ``fc_frame_att`` and ``fc_av_att`` of ``heads``.
+
+    Returns:
+        ``(global_prob, a_prob, v_prob, frame_prob, frame_logits)``: (B, C) three times, then
+        (B, T, 2, C) twice (``frame_prob = sigmoid(frame_logits)``).
+    """
+    logits = heads.fc_prob(x)
+    frame_prob = torch.sigmoid(logits)  # (B, T, 2, C)
+    time_att = torch.softmax(heads.fc_frame_att(x), dim=1)
+    modality_att = torch.softmax(heads.fc_av_att(x), dim=2)
+    pooled = time_att * frame_prob
+    global_prob = (modality_att * pooled).sum(dim=2).sum(dim=1)
+    a_prob = pooled[:, :, 0].sum(dim=1)
+    v_prob = pooled[:, :, 1].sum(dim=1)
+    return global_prob, a_prob, v_prob, frame_prob, logits
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""Run a trained (or official) HAN over a split and write the predictions file (:mod:`avvp.predictions`)."""
+"""Run a trained (or official) HAN / VALOR over a split and write the predictions file (:mod:`avvp.predictions`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .architectures import input_roles
 from .checkpoint import load_model
 from .data import Features, check_dims, load_annotations, load_features, split_ids
 from .device import resolve_device
@@ -20,7 +21,8 @@ from .settings import merge_settings, require_range
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {"device": "auto", "batch_size": 64, "nhead": 1}
+DEFAULTS: dict[str, Any] = {"device": "auto", "batch_size": 64, "nhead": 1,
+                            "expect": None}  # a VALOR variant the model file must be (valor, valor_plus, valor_pp)
 
 
 def predict_settings(given: Mapping[str, Any] | None = None) -> dict:
@@ -62,7 +64,9 @@ def predict_split(model_path: str | Path, features_dir: str | Path, manifest: st
     """Predict every video of ``split`` and write the predictions file.
 
     Args:
-        model_path: an avvp ``model.pt`` or an official HAN/MA state dict.
+        model_path: an avvp ``model.pt``, an official HAN/MA state dict, an official JoMoLD
+            checkpoint or a released VALOR ``checkpoint_best.pt`` (its input roles say which
+            stores are read: ``clap_audio.h5`` and ``clip_image.h5`` for VALOR++).
         features_dir: folder with the merged stores ``audio.h5``, ``frame.h5``, ``clip.h5``.
         manifest: ``manifest.parquet``; gives the split's videos (and, for an official
             checkpoint, the class names via :func:`avvp.data.find_classes`).
@@ -75,7 +79,8 @@ def predict_split(model_path: str | Path, features_dir: str | Path, manifest: st
             stopping with an error that names them.
     """
     s = predict_settings(settings)
-    model, info = load_model(model_path, nhead=int(s["nhead"]))
+    model, info = load_model(model_path, nhead=int(s["nhead"]), expect=s["expect"])
+    roles = input_roles(model)
     ann = load_annotations(manifest, annotations, dense=False)
     classes = info["classes"] or ann.classes
     if len(classes) != model.config.n_classes:
@@ -85,9 +90,9 @@ def predict_split(model_path: str | Path, features_dir: str | Path, manifest: st
         log.warning("%s: the model's class list differs from the manifest's; using the model's", model_path)
     missing = "skip" if allow_missing or split == "train" else "error"
     features = load_features(features_dir, split_ids(ann, split, manifest), progress=progress,
-                             missing=missing, what=f"{split} videos")
+                             missing=missing, what=f"{split} videos", roles=roles)
     ids = features.video_ids
-    check_dims(features, model.config.to_dict(), features_dir)
+    check_dims(features, model.config.to_dict(), features_dir, roles)
     device = resolve_device(s["device"])
     model.to(device)
     arrays = predict_arrays(model, features, int(s["batch_size"]), device, progress)

@@ -10,6 +10,12 @@ denoising (``denoise``): a hook object (:mod:`avvp.refine`, e.g.
 :class:`avvp.refine.jomold.JointModalDenoiser`) that :func:`run_epoch` asks for each batch's
 audio and visual targets; its drops go to ``drops.parquet`` beside the model.
 
+VALOR (``loss: valor``, ``model.arch: valor``; :mod:`avvp.valor`): the video-level BCE plus the
+segment-level pseudo-label BCEs on the logits (``--pseudo-audio``/``--pseudo-visual``), AdamW
+(``optimizer: adamw``, ``betas``, ``eps``, ``weight_decay``), a per-epoch warm-up then cosine decay
+(``schedule: warmup_cosine``, ``warmup_epochs``, ``lr_min``), gradient clipping (``clip_grad_norm``)
+and selection with a strict ``>`` starting from 0 (``select_ties: earlier``).
+
 Reproducibility: Python, NumPy and torch are seeded and torch uses deterministic algorithms; the
 data order of an epoch is a function of (seed, epoch) only. After every epoch the whole state
 (model, optimizer, scheduler, random generators, history, best-so-far) goes atomically to
@@ -50,7 +56,9 @@ from .device import resolve_device
 from .errors import ConfigError, InputError
 from .losses import CONTRASTIVE_LOSSES, CONTRASTIVE_VISUAL, LOSS_TERMS, NEGATIVES, training_loss
 from .metrics import GATES, METRICS, evaluate_arrays, segment_type_at_av
-from .model import HAN, HANConfig
+from .architectures import build_model as build_architecture
+from .architectures import model_config, model_roles
+from .model import HAN
 from .precision import PRECISIONS, autocast
 from .predict import predict_arrays
 from .refine.jomold import denoise_settings
@@ -61,7 +69,11 @@ from .settings import merge_settings
 log = logging.getLogger(__name__)
 
 MODEL_DEFAULTS: dict[str, Any] = {"d_model": 512, "nhead": 1, "dim_feedforward": 512, "dropout": 0.1,
-                                  "standardize": False, "cross_attention": True, "visual_dropout": 0.0}
+                                  "standardize": False, "cross_attention": True, "visual_dropout": 0.0,
+                                  "arch": "han",           # han (HAN, MA, JoMoLD) | valor
+                                  "num_layers": 1,         # VALOR: encoder layers (VALOR+/++: 4)
+                                  "audio_role": "audio",   # VALOR: audio | clap_audio (VALOR++)
+                                  "frame_role": "frame"}   # VALOR: frame | clip_image (VALOR++)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 12,               # 40 for the HAN recipe, 12 for MA
     "batch_size": 16,
@@ -89,6 +101,16 @@ TRAIN_DEFAULTS: dict[str, Any] = {
         "loss": "ce",           # ce (MA: smoothed cross entropy) | nce (JoMoLD: -log of the smoothed mass)
     },
     "loss_weights": {"global": 1.0, "audio": 1.0, "visual": 1.0},  # JoMoLD stage 3: audio 2
+    "loss": "han",              # han (the three BCE terms) | valor (video BCE + segment pseudo-label BCEs)
+    "optimizer": "adam",        # adam (HAN, MA, JoMoLD) | adamw (VALOR)
+    "betas": [0.9, 0.999],      # VALOR: [0.5, 0.999]
+    "eps": 1e-8,
+    "weight_decay": 0.0,        # VALOR: 1e-3 (decoupled, on every parameter)
+    "schedule": "step",         # step (StepLR(step_size, gamma)) | warmup_cosine (VALOR)
+    "warmup_epochs": 10,        # warmup_cosine: epochs of linear warm-up
+    "lr_min": 0.0,              # warmup_cosine: the final learning rate (VALOR: lr / 100)
+    "clip_grad_norm": 0.0,      # clip the total gradient norm to this (0: off; VALOR: 1.0)
+    "select_ties": "later",     # later (>=, HAN) | earlier (strict >, from 0, VALOR)
     "denoise": {                # dynamic label denoising (avvp.refine): needs a noise-ratio file
         "method": "none",       # none | jomold
         "schedule": "coded",    # coded (official: nothing in epoch 1, full ratios after) | linear
@@ -96,6 +118,16 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     },
 }
 SELECT = ("last", "best")
+LOSSES = ("han", "valor")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "warmup_cosine")
+SELECT_TIES = ("later", "earlier")
+#: Settings added with VALOR: left out of a run's fingerprint while they hold these values, so
+#: runs begun before they existed still resume.
+NEUTRAL = {"model": {k: MODEL_DEFAULTS[k] for k in ("arch", "num_layers", "audio_role", "frame_role")},
+           "train": {k: TRAIN_DEFAULTS[k] for k in ("loss", "optimizer", "betas", "eps", "weight_decay",
+                                                   "schedule", "warmup_epochs", "lr_min",
+                                                   "clip_grad_norm", "select_ties")}}
 CHECKPOINT = "checkpoints/last.pt"
 #: The history so far, rewritten every epoch (the final history.parquet is written at the end).
 PROGRESS = "checkpoints/history.parquet"
@@ -148,10 +180,24 @@ def train_settings(given: Mapping[str, Any] | None = None) -> dict:
         _choice(f"train.{key}", t[key], (True, False))
     for key in ("enabled", "symmetric"):
         _choice(f"train.contrastive.{key}", c[key], (True, False))
-    try:
-        HANConfig(**s["model"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+    _check("train.eps", t["eps"], float, 0.0, open_low=True)
+    _check("train.weight_decay", t["weight_decay"], float, 0.0)
+    _check("train.warmup_epochs", t["warmup_epochs"], int, 1)
+    _check("train.lr_min", t["lr_min"], float, 0.0)
+    _check("train.clip_grad_norm", t["clip_grad_norm"], float, 0.0)
+    if not isinstance(t["betas"], (list, tuple)) or len(t["betas"]) != 2:
+        raise ConfigError(f"train.betas = {t['betas']!r} must be two numbers")
+    for i, beta in enumerate(t["betas"]):
+        _check(f"train.betas[{i}]", beta, float, 0.0, 1.0, open_high=True)
+    _choice("train.loss", t["loss"], LOSSES)
+    _choice("train.optimizer", t["optimizer"], OPTIMIZERS)
+    _choice("train.schedule", t["schedule"], SCHEDULES)
+    _choice("train.select_ties", t["select_ties"], SELECT_TIES)
+    model_config(s["model"])
+    if t["loss"] == "valor" and s["model"]["arch"] != "valor":
+        raise ConfigError("train.loss = 'valor' needs the segment logits of model.arch: valor")
+    if t["loss"] == "valor" and t["contrastive"]["enabled"]:
+        raise ConfigError("train.loss = 'valor' takes no contrastive term")
     return s
 
 
@@ -201,14 +247,20 @@ def _identity(settings: Mapping, seed: int, train: SplitData, targets: Targets,
     s = copy.deepcopy(dict(settings))
     s["train"].pop("device", None)
     s["train"].pop("seeds", None)
+    for section, keys in NEUTRAL.items():
+        for key, value in keys.items():
+            if s[section].get(key) == value:
+                s[section].pop(key, None)
     h = hashlib.sha256()
     h.update("\n".join(train.features.video_ids).encode())
     h.update(json.dumps(train.features.dims(), sort_keys=True).encode())
     h.update(json.dumps(train.features.attrs, sort_keys=True, default=str).encode())
     f = train.features
     h.update(repr([_checksum(x) for x in (f.audio, f.frame, f.clip)]).encode())
-    for t in (targets.weak, targets.global_, targets.audio, targets.visual):
-        h.update(t.numpy().tobytes())
+    for t in (targets.weak, targets.global_, targets.audio, targets.visual, targets.seg_audio,
+              targets.seg_visual):
+        if t is not None:
+            h.update(t.numpy().tobytes())
     if val is not None:
         h.update("\n".join(val.features.video_ids).encode())
     h.update(extra)
@@ -229,16 +281,33 @@ def _device_features(data: SplitData, device: torch.device) -> tuple[torch.Tenso
 
 
 def build_model(settings: Mapping, dims: Mapping[str, int], n_classes: int) -> HAN:
-    """A freshly initialised HAN for the given settings, feature sizes and classes."""
-    return HAN(n_classes=n_classes, **dict(dims), **dict(settings["model"]))
+    """A freshly initialised model (``model.arch``) for the given settings, feature sizes and classes."""
+    return build_architecture(settings["model"], dims, n_classes)
 
 
-def make_optimizer(model: HAN, lr: float) -> torch.optim.Adam:
-    """Adam (default betas, eps, no weight decay), the fused kernel where torch has one."""
+def make_optimizer(model: HAN, lr: float, train: Mapping[str, Any] | None = None) -> torch.optim.Optimizer:
+    """Adam (default betas, eps, no weight decay) or, with ``train.optimizer: adamw``, AdamW with
+    ``train``'s betas, eps and weight decay (one parameter group); the fused kernel where torch
+    has one."""
+    if train is not None and train["optimizer"] == "adamw":
+        kind, kw = torch.optim.AdamW, {"betas": tuple(float(b) for b in train["betas"]),
+                                       "eps": float(train["eps"]), "weight_decay": float(train["weight_decay"])}
+    else:
+        kind, kw = torch.optim.Adam, {}
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return kind(model.parameters(), lr=lr, fused=True, **kw)
     except (RuntimeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return kind(model.parameters(), lr=lr, **kw)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, train: Mapping[str, Any]) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule of ``train.schedule``."""
+    if train["schedule"] == "warmup_cosine":
+        from .valor.training import warmup_cosine_scheduler
+
+        return warmup_cosine_scheduler(optimizer, float(train["lr"]), float(train["lr_min"]),
+                                       int(train["warmup_epochs"]), int(train["epochs"]))
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=train["step_size"], gamma=train["gamma"])
 
 
 def train_model(train: SplitData, targets: Targets, val: SplitData | None, classes: list[str],
@@ -298,8 +367,8 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
         f = train.features
         model.set_input_stats(audio=f.audio, frame=f.frame, clip=f.clip)
     model = model.to(device)
-    optimizer = make_optimizer(model, t["lr"])
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["step_size"], gamma=t["gamma"])
+    optimizer = make_optimizer(model, t["lr"], t)
+    scheduler = make_scheduler(optimizer, t)
     identity = _identity(s, seed, train, targets, val, b"" if denoiser is None else denoiser.fingerprint())
     history: list[dict] = []
     best: dict | None = None
@@ -324,6 +393,12 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
 
     audio, frame, clip = _device_features(train, device)
     weak, y_g, y_a, y_v = (x.to(device) for x in (targets.weak, targets.global_, targets.audio, targets.visual))
+    segments = ()
+    if t["loss"] == "valor":
+        if targets.seg_audio is None or targets.seg_visual is None:
+            raise ConfigError("train.loss = 'valor' needs segment-level pseudo labels "
+                              "(avvp train --pseudo-audio and --pseudo-visual)")
+        segments = (targets.seg_audio.to(device), targets.seg_visual.to(device))
     contrastive = dict(t["contrastive"]) if t["contrastive"]["enabled"] else None
     n, bs = len(train.features), int(t["batch_size"])
 
@@ -334,16 +409,16 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
         order = epoch_order(seed, epoch, n).to(device)
         batch_hook = None if hook is None else (lambda step, e=epoch + 1: hook("batch", e, step))
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
-        row.update(run_epoch(model, optimizer, (audio, frame, clip), (weak, y_g, y_a, y_v), order, bs,
-                             contrastive, progress, f"epoch {epoch + 1}", batch_hook, t["precision"],
-                             t["loss_weights"], denoiser, epoch + 1))
+        row.update(run_epoch(model, optimizer, (audio, frame, clip), (weak, y_g, y_a, y_v, *segments), order,
+                             bs, contrastive, progress, f"epoch {epoch + 1}", batch_hook, t["precision"],
+                             t["loss_weights"], denoiser, epoch + 1, t["loss"], float(t["clip_grad_norm"])))
         scheduler.step()
         if val is not None:
             row.update(validate(model, val, t, device))
         row["seconds"] = time.perf_counter() - tic
         history.append(row)
         metric = f"val_{t['select_metric']}"
-        if t["select"] == "best" and (best is None or row[metric] >= best["score"]):
+        if t["select"] == "best" and _improves(row[metric], best, t["select_ties"]):
             best = {"epoch": epoch + 1, "score": float(row[metric]),
                     "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         save_torch(ckpt_path, {
@@ -387,6 +462,14 @@ def set_aside(path: Path) -> Path:
     return target
 
 
+def _improves(score: float, best: dict | None, ties: str) -> bool:
+    """Whether ``score`` replaces the best so far: ``>=`` (ties: later; the first epoch always
+    does) or a strict ``>`` against the best, which starts at 0 (ties: earlier)."""
+    if ties == "earlier":
+        return score > (0.0 if best is None else best["score"])
+    return best is None or score >= best["score"]
+
+
 def _load_resume_state(path: Path) -> Any:
     """The resume state in ``path``; a damaged file stops with how to start afresh."""
     try:
@@ -401,15 +484,16 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
               targets: tuple[torch.Tensor, ...], order: torch.Tensor, batch_size: int,
               contrastive: Mapping[str, Any] | None = None, progress: bool = False, desc: str = "epoch",
               hook: Callable[[int], None] | None = None, precision: str = "fp32",
-              loss_weights: Mapping[str, float] | None = None, denoiser=None, epoch: int = 1
-              ) -> dict[str, float]:
+              loss_weights: Mapping[str, float] | None = None, denoiser=None, epoch: int = 1,
+              loss: str = "han", clip_grad_norm: float = 0.0) -> dict[str, float]:
     """One training epoch over in-memory tensors, batches taken by indexing in ``order``.
 
     Args:
         model: the model (put in train mode here).
         optimizer: its optimizer.
         features: (audio, frame, clip) tensors (N, T, D) on the model's device.
-        targets: (weak, global, audio, visual) target tensors (N, C).
+        targets: (weak, global, audio, visual) target tensors (N, C); with ``loss: valor``
+            followed by the (audio, visual) segment-level pseudo labels (N, T, C).
         order: the sample order of this epoch (a permutation of N).
         batch_size: samples per step (the last batch may be smaller).
         contrastive: contrastive-loss settings, or None.
@@ -420,15 +504,22 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
         loss_weights: weights of the global, audio and visual BCE terms (default 1 each).
         denoiser: a dynamic label-denoising hook (:mod:`avvp.refine`), or None. Before every
             step it gets the batch and returns the audio and visual targets to train on; the
-            global target is never passed to it.
+            global target is never passed to it. With ``loss: valor`` a dropped audio (visual)
+            label sets that class's audio (visual) pseudo labels of the video to 0 for the step.
         epoch: this epoch's number (1-based), for the denoiser's schedule.
+        loss: ``han`` (:func:`avvp.losses.training_loss`) or ``valor``
+            (:func:`avvp.valor.training.valor_loss` against the global target).
+        clip_grad_norm: clip the total gradient norm to this before each step (0: off).
 
     Returns:
         The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...),
         and the denoiser's epoch summary.
     """
+    from .valor.training import restrict, valor_loss
+
     audio, frame, clip = features
-    weak, y_g, y_a, y_v = targets
+    weak, y_g, y_a, y_v = targets[:4]
+    seg_a, seg_v = targets[4:6] if loss == "valor" else (None, None)
     model.train()
     device = next(model.parameters()).device
     n = len(order)
@@ -446,9 +537,16 @@ def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torc
             output = model(audio[idx], frame[idx], clip[idx])
         if precision != "fp32":
             output = output.float()
-        terms = training_loss(output, weak[idx], y_g[idx], t_a, t_v, contrastive, loss_weights)
+        if loss == "valor":
+            keep_a, keep_v = (seg_a[idx], seg_v[idx]) if denoiser is None else \
+                (restrict(seg_a[idx], t_a), restrict(seg_v[idx], t_v > 0.5))  # dropped: 0; kept v: 0.95
+            terms = valor_loss(output, y_g[idx], keep_a, keep_v)
+        else:
+            terms = training_loss(output, weak[idx], y_g[idx], t_a, t_v, contrastive, loss_weights)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
+        if clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
         optimizer.step()
         for key, value in terms.as_floats().items():
             sums[key] = sums.get(key, 0.0) + value * len(idx)
@@ -522,7 +620,8 @@ def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path
                  settings: Mapping[str, Any] | None = None, seed: int = 1, labels: str | Path | None = None,
                  annotations: str | Path | None = None, resume: bool = True, progress: bool = True,
                  hook: Hook | None = None, ratios: str | Path | None = None,
-                 allow_missing: bool = False) -> TrainResult:
+                 allow_missing: bool = False, pseudo_audio: str | Path | None = None,
+                 pseudo_visual: str | Path | None = None) -> TrainResult:
     """Load the data named by a manifest and a features folder, then :func:`train_model`.
 
     Args:
@@ -538,21 +637,35 @@ def run_training(features_dir: str | Path, manifest: str | Path, out: str | Path
         resume, progress, hook: see :func:`train_model`.
         allow_missing: leave validation videos without features out (training videos without
             features are always left out, with a warning) instead of stopping.
+        pseudo_audio, pseudo_visual: segment-level pseudo-label files (:mod:`avvp.teachers.labels`)
+            for ``train.loss: valor``. With ``labels`` too, the pseudo labels of a class whose
+            refined modality label was dropped are set to 0 in every segment.
     """
     s = train_settings(settings)
     ann = load_annotations(manifest, annotations)
     noise = None if ratios is None else read_ratios(ratios, ann.classes)
-    train = load_split(features_dir, ann, "train", truth=False, progress=progress, missing="skip")
+    roles = model_roles(s["model"])
+    train = load_split(features_dir, ann, "train", truth=False, progress=progress, missing="skip", roles=roles)
     val = None
     if len(ann.split("val")):
         val = load_split(features_dir, ann, "val", truth=True, progress=progress,
-                         missing="skip" if allow_missing else "error")
+                         missing="skip" if allow_missing else "error", roles=roles)
     else:
         log.warning("%s: no validation videos; no validation metrics", manifest)
     targets = build_targets(train.weak, train.features.video_ids, ann.classes, labels,
                             s["train"]["alias_global"])
+    if (pseudo_audio is None) != (pseudo_visual is None):
+        raise ConfigError("give both --pseudo-audio and --pseudo-visual, or neither")
+    if pseudo_audio is not None:
+        from .valor.training import valor_targets
+
+        if s["train"]["loss"] != "valor":
+            raise ConfigError("pseudo labels were given, but train.loss is not 'valor'")
+        targets = valor_targets(targets, train, ann.classes, pseudo_audio, pseudo_visual, labels is not None)
     meta = {"labels": None if labels is None else str(labels), "n_train": len(train.features),
+            "pseudo_labels": None if pseudo_audio is None else [str(pseudo_audio), str(pseudo_visual)],
             "n_val": 0 if val is None else len(val.features), "features": train.features.attrs,
             "ratios": None if ratios is None else str(ratios)}
     return train_model(train, targets, val, list(ann.classes), s, out, seed, resume, progress, hook, meta,
                        noise)
+

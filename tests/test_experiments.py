@@ -40,7 +40,8 @@ def test_registry_variants():
     han = E.get_variant("han")
     assert not han.contrastive and han.labels_from is None and han.label == "HAN (HAN recipe)"
     assert han.recipe == {"train": {"epochs": 40, "select": "best", "gate": "han"}, "evaluate": {"gate": "han"}}
-    assert all(not E.get_variant(n).recipe for n in E.variant_names() if n != "han" and not n.startswith("jomold"))
+    assert all(not E.get_variant(n).recipe for n in E.variant_names()
+               if n != "han" and not n.startswith(("jomold", "valor")))
     with pytest.raises(ConfigError, match="unknown experiment variant 'hann'"):
         E.get_variant("hann")
 
@@ -68,7 +69,7 @@ def test_jomold_variants_carry_the_official_recipe():
         assert s["train"]["denoise"] == {"method": "jomold"}
         assert E.ratios_target(name, 2) == f"ratios/{ratios}/seed2/ratios.parquet"
         assert E.quality_path(name, 2) == f"denoise/{name}/seed2/quality.parquet"
-    assert E.dynamic_variant_names() == ["jomold", "jomold_nocl", "jomold_ma", "jomold_truth"]
+    assert E.dynamic_variant_names() == ["jomold", "jomold_nocl", "jomold_ma", "jomold_truth", "valor_jomold"]
     assert E.ratio_source_target("jomold", 3) == "models/jomold_ne/seed3/model.pt"
     assert E.ratio_source_target("ma", 3) == "refine/ma/seed3/labels.parquet"
     assert E.ratio_source_target("truth", 3) is None

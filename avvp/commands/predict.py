@@ -18,6 +18,9 @@ def register(sub) -> None:
                    help="annotation folder for classes.txt (only needed for an official checkpoint)")
     p.add_argument("--settings", default=None, help='{"device": ..., "batch_size": ..., "nhead": ...} '
                                                     "as inline JSON or a YAML/JSON file")
+    p.add_argument("--expect", default=None, choices=("valor", "valor_plus", "valor_pp"),
+                   help="the VALOR variant the model file must be (a file of another variant stops "
+                        "with an error naming both)")
     p.add_argument("--allow-missing", action="store_true",
                    help="leave out the split's videos that have no features instead of stopping "
                         "(always so for the train split)")
@@ -26,8 +29,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    settings = parse_settings(args.settings)
+    if args.expect is not None:
+        settings = {**settings, "expect": args.expect}
     pred = predict_split(args.model, args.features_dir, args.manifest, check_split(args.split), args.out,
-                         parse_settings(args.settings), args.annotations, progress=not args.no_progress,
+                         settings, args.annotations, progress=not args.no_progress,
                          allow_missing=args.allow_missing)
     print(f"{len(pred.video_ids)} {args.split} videos, {len(pred.classes)} classes -> {args.out}")
     return 0

@@ -13,7 +13,9 @@ def register(sub) -> None:
         "table", help="build one of the paper's tables (mean ± std over seeds): Markdown, CSV, picture",
         description="Reads <results>/eval/<variant>/seed<k>/<split>/metrics.json for every row "
                     "variant of the table and every seed. Tables: table1 (HAN vs MA), table2 "
-                    "(baseline, +C, +R, +C+R), table3 (refine audio / visual / both), table4 (tau).")
+                    "(baseline, +C, +R, +C+R), table3 (refine audio / visual / both), table4 (tau), "
+                    "denoising (MA, JoMoLD), methods (baseline, MA, JoMoLD, VALOR; with "
+                    "'published': true the published LLP numbers below it).")
     p.add_argument("table", choices=TABLES, help="which table")
     p.add_argument("--results", required=True, help="the data set's results folder")
     p.add_argument("--settings", default=None,

@@ -1,4 +1,4 @@
-"""``avvp train``: train HAN / MA on the merged feature stores and the manifest's labels."""
+"""``avvp train``: train HAN / MA / JoMoLD / VALOR on the merged feature stores and the manifest's labels."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def register(sub) -> None:
     p.add_argument("--ratios", default=None,
                    help="noise ratios for dynamic label denoising (train.denoise.method, e.g. jomold): "
                         "ratios.parquet of avvp noise-ratios or an official noise_ratios.npz")
+    p.add_argument("--pseudo-audio", default=None,
+                   help="segment-level audio pseudo labels (pseudo/audio.parquet) for train.loss: valor")
+    p.add_argument("--pseudo-visual", default=None,
+                   help="segment-level visual pseudo labels (pseudo/visual.parquet) for train.loss: valor")
     p.add_argument("--annotations", default=None,
                    help="annotation folder, read for its classes.txt "
                         "(default: <manifest dir>/annotations, else the LLP classes)")
@@ -51,7 +55,8 @@ def run(args) -> int:
     result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
                           labels=args.labels, annotations=args.annotations, resume=not args.restart,
                           progress=not args.no_progress, ratios=args.ratios,
-                          allow_missing=args.allow_missing, hook=faults.step_hook("train"))
+                          allow_missing=args.allow_missing, hook=faults.step_hook("train"),
+                          pseudo_audio=args.pseudo_audio, pseudo_visual=args.pseudo_visual)
     metric = train_settings(settings)["train"]["select_metric"]
     print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
           f"(val {metric} {100 * result.score:.1f}) -> {args.out}")

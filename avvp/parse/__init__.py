@@ -1,4 +1,4 @@
-"""Parse any video into audio, visual and audio-visual events with a trained HAN / MA model.
+"""Parse any video into audio, visual and audio-visual events with a trained HAN / MA / JoMoLD / VALOR model.
 
 How a video becomes events:
 

@@ -68,6 +68,7 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     s = parse_command_settings(settings)
     model_path = Path(model_path)
     model, info = load_model(model_path)
+    _check_roles(model, model_path)
     classes = info.get("classes") or _default_classes(model, model_path)
     device = resolve_device(s["device"])
     notes: list[str] = []
@@ -86,6 +87,19 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     _check_dims(model.config, extractors, model_path, source)
     return VideoParser(model.to(device).eval(), list(classes), extractors, source, s, device,
                        model_path, notes)
+
+
+def _check_roles(model, path: Path) -> None:
+    """Refuse a model that reads other features than the three extractors parse runs (VALOR++:
+    the CLAP token map and CLIP embeddings)."""
+    from ..architectures import STANDARD_ROLES, input_roles
+
+    roles = input_roles(model)
+    other = {slot: role for slot, role in roles.items() if STANDARD_ROLES[slot] != role}
+    if other:
+        raise ConfigError(f"{path}: the model reads {', '.join(sorted(other.values()))} features; parse "
+                          f"extracts only {', '.join(STANDARD_ROLES.values())} (use avvp predict on "
+                          "feature stores that hold them)")
 
 
 def _default_classes(model, path: Path) -> list[str]:

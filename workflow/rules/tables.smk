@@ -30,7 +30,7 @@ rule table:
     benchmark:
         out("benchmarks/table/{table}.tsv")
     wildcard_constraints:
-        table=r"table[1-4]|denoising",
+        table=r"table[1-4]|denoising|methods",
     conda:
         "../../envs/avvp.yaml"
     params:

@@ -5,13 +5,16 @@
 # with its recipe (registry, then config recipes) applied, e.g. models/han/ trains 40 epochs,
 # select best. Dynamic label-denoising variants (JoMoLD: models/jomold/ trains with
 # ratios/jomold/seed1/ratios.parquet) run as rule train_denoised, which also records the drops.
+# Pseudo-label variants (VALOR: models/valor/) also read pseudo/audio.parquet and
+# pseudo/visual.parquet (the teachers' rules) and the feature roles their model declares.
 
 
 include: "train_functions.smk"
 
 
 rule train:
-    """Train HAN (optionally with MA's contrastive loss and refined labels) for one variant and seed."""
+    """Train HAN (optionally with MA's contrastive loss and refined labels) or VALOR (with the
+    teachers' pseudo labels) for one variant and seed."""
     input:
         unpack(train_inputs),
     output:
@@ -66,11 +69,7 @@ use rule train as train_denoised with:
 rule predict:
     """Write a trained model's predictions for one split."""
     input:
-        model=out("models/{variant}/seed{seed}/model.pt"),
-        audio=out("features/audio.h5"),
-        frame=out("features/frame_pooled.h5"),
-        clip=out("features/clip.h5"),
-        manifest=out("manifest.parquet"),
+        unpack(predict_inputs),
     output:
         predictions=out("predictions/{variant}/seed{seed}/{split}.npz"),
     log:

@@ -3,7 +3,7 @@
 import json
 import os
 
-TRAIN_FEATURE_ROLES = ["audio", "frame", "clip"]
+from avvp import architectures as avvp_architectures
 
 
 def dynamic_variant_regex():
@@ -45,12 +45,30 @@ def train_ratios(wildcards):
     return None if path is None else out(path)
 
 
+def feature_inputs(variant):
+    """The feature stores a variant's model reads, by input slot (audio, frame, clip): the
+    variant's declared roles (VALOR++: clap_audio, clip_image); ResNet frames from the pooled store.
+    """
+    roles = avvp_architectures.model_roles(variant_sections(variant)["model"])
+    stores = {slot: out(f"features/{role}.h5") for slot, role in roles.items()}
+    if roles["frame"] == "frame":
+        stores["frame"] = out("features/frame_pooled.h5")
+    return stores
+
+
+def pseudo_inputs(variant):
+    """The teachers' pseudo-label files a variant trains with (pseudo_audio, pseudo_visual)."""
+    files = avvp_experiments.pseudo_targets(variant)
+    return {f"pseudo_{modality}": out(path) for modality, path in files.items()}
+
+
 def train_inputs(wildcards):
-    """Merged feature stores, the manifest and (for refined variants) the labels file or (for
-    dynamic variants) the noise ratios."""
-    inputs = {role: out(f"features/{role}.h5") for role in TRAIN_FEATURE_ROLES}
-    inputs["frame"] = out("features/frame_pooled.h5")
+    """Feature stores, the manifest and (for refined variants) the labels file or (for
+    dynamic variants) the noise ratios or (for pseudo-label variants) the pseudo labels.
+    """
+    inputs = feature_inputs(wildcards.variant)
     inputs["manifest"] = out("manifest.parquet")
+    inputs.update(pseudo_inputs(wildcards.variant))
     labels = train_labels(wildcards)
     if labels is not None:
         inputs["labels"] = labels
@@ -70,7 +88,17 @@ def train_flags(wildcards):
     ratios = train_ratios(wildcards)
     if ratios is not None:
         flags += f" --ratios {ratios}"
+    for name, path in pseudo_inputs(wildcards.variant).items():
+        flags += f" --{name.replace('_', '-')} {path}"
     return flags
+
+
+def predict_inputs(wildcards):
+    """The model, the feature stores its variant reads and the manifest."""
+    inputs = {"model": out(f"models/{wildcards.variant}/seed{wildcards.seed}/model.pt")}
+    inputs.update(feature_inputs(wildcards.variant))
+    inputs["manifest"] = out("manifest.parquet")
+    return inputs
 
 
 def features_folder(wildcards, input):
