@@ -429,8 +429,18 @@ class TableRow:
 TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "tau": 0.2, "split": "test",
                                   "table1_baseline": "baseline", "truth": False, "denoising_oracle": False,
                                   "teacher_features": False, "published": False}
-#: The feature roles VALOR++ reads (configured as sections of config ``features``).
+#: The feature roles VALOR++ reads.
 TEACHER_ROLES = ("clap_audio", "clip_image")
+
+
+def teacher_features(config: Mapping[str, Any]) -> bool:
+    """Whether the data set has VALOR++'s feature roles: extracted (config ``features.teachers``
+    names both) or imported from VALOR's release (config ``pseudo.release``)."""
+    extracted = set((config.get("features", {}) or {}).get("teachers") or ())
+    released = bool((config.get("pseudo", {}) or {}).get("release"))
+    return released or set(TEACHER_ROLES) <= extracted
+
+
 #: The variants Table 1's HAN row may be (config ``experiments.table1_baseline``).
 TABLE1_BASELINES = ("baseline", "han")
 
@@ -455,7 +465,7 @@ def table_settings(config: Mapping[str, Any]) -> dict:
         "table1_baseline": exp.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"]),
         "truth": (config.get("data", {}) or {}).get("source") == "synth",
         "denoising_oracle": bool(exp.get("denoising_oracle", TABLE_DEFAULTS["denoising_oracle"])),
-        "teacher_features": all((config.get("features", {}) or {}).get(r) for r in TEACHER_ROLES),
+        "teacher_features": teacher_features(config),
         "published": bool(exp.get("published", TABLE_DEFAULTS["published"])),
     }
 
