@@ -49,6 +49,8 @@ class ClapAudioExtractor(TeacherExtractor):
     role = "clap_audio"
     stream = "audio"
     sample_rate = A.SAMPLE_RATE
+    prompts = clap_prompts()
+    token_options = {"padding": "max_length", "max_length": TEXT_TOKENS, "truncation": True}
     defaults = {"extractor": "clap_htsat_fusion", "weights": "lukewys/laion_clap/630k-fusion-best.pt",
                 "text_encoder": None, "seed": 0}
 
@@ -58,13 +60,6 @@ class ClapAudioExtractor(TeacherExtractor):
     def setup(self) -> None:
         self.dim = int(self.model.config.audio_config.hidden_size)
         self.mel = A.LogMel().to(self.device)
-
-    def embed_text(self, teacher: Teacher) -> torch.Tensor:
-        tokens = teacher.tokenizer(list(clap_prompts()), padding="max_length", max_length=TEXT_TOKENS,
-                                   truncation=True, return_tensors="pt")
-        tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
-        out = self.model.text_model(**tokens)
-        return self.model.text_projection(out.pooler_output)
 
     def read_logit_scale(self) -> float:
         return self.model.logit_scale_a.exp().item()

@@ -49,6 +49,7 @@ class ClipImageExtractor(TeacherExtractor):
 
     role = "clip_image"
     stream = "video"
+    prompts = CLIP_PROMPTS
     defaults = {"extractor": "clip_vit_l14", "weights": "openai/clip-vit-large-patch14",
                 "text_encoder": None, "seed": 0}
 
@@ -60,12 +61,6 @@ class ClipImageExtractor(TeacherExtractor):
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(shape)
         self._std = torch.tensor(CLIP_STD, device=self.device).view(shape)
-
-    def embed_text(self, teacher: Teacher) -> torch.Tensor:
-        tokens = teacher.tokenizer(list(CLIP_PROMPTS), padding=True, return_tensors="pt")
-        tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
-        out = self.model.text_model(**tokens)
-        return self.model.text_projection(out.pooler_output)
 
     def read_logit_scale(self) -> float:
         return self.model.logit_scale.exp().item()

@@ -45,9 +45,13 @@ class EagerEngine:
 class TeacherExtractor(Extractor):
     """Base class of the teachers: loads the model, embeds the class prompts, runs the batches.
 
-    Subclasses implement :meth:`load_teacher`, :meth:`prompts_tokens`, :meth:`embed_units` and
-    :meth:`units_from`, and set ``dim`` (the stored feature size) in :meth:`setup`.
+    Subclasses implement :meth:`load_teacher`, :meth:`read_logit_scale`, :meth:`embed_units` and
+    :meth:`units_from`, set ``prompts`` (the class prompts, in class order) and ``token_options``
+    (the tokenizer's padding options), and set ``dim`` (the stored feature size) in :meth:`setup`.
     """
+
+    prompts: tuple[str, ...] = ()
+    token_options: Mapping = {"padding": True}
 
     input_ndim = 0
 
@@ -62,7 +66,7 @@ class TeacherExtractor(Extractor):
         self.engine = EagerEngine(self.device, self.settings["precision"])
         with torch.inference_mode():
             text = self.embed_text(teacher)
-        self.text = torch.nn.functional.normalize(text.float(), dim=-1)
+        self.text = self.normalised(text)
         self.classes = len(self.text)
         self.logit_scale = float(self.read_logit_scale())
         self.dim = 0
@@ -75,9 +79,13 @@ class TeacherExtractor(Extractor):
     def load_teacher(self) -> Teacher:
         """The loaded model and tokenizer (from ``weights`` / ``text_encoder``)."""
 
-    @abstractmethod
     def embed_text(self, teacher: Teacher) -> torch.Tensor:
-        """(C, P) embeddings of the class prompts (normalised afterwards)."""
+        """(C, P) embeddings of the class prompts (normalised afterwards): the text tower's pooled
+        output through the model's text projection."""
+        tokens = teacher.tokenizer(list(self.prompts), return_tensors="pt", **self.token_options)
+        tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        out = self.model.text_model(**tokens)
+        return self.model.text_projection(out.pooler_output)
 
     @abstractmethod
     def read_logit_scale(self) -> float:
