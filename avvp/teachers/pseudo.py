@@ -23,7 +23,7 @@ import numpy as np
 
 from ..classes import LLP_CLASSES
 from ..errors import ConfigError, InputError
-from ..feature_store import read_attrs, read_ids
+from ..feature_store import read_attrs, read_extra, read_ids
 from .labels import PseudoLabels
 
 #: The teacher role whose official thresholds apply to each modality.
@@ -57,25 +57,20 @@ def read_scores(path: str | Path, video_ids: Sequence[str] | None = None
         InputError: the file is missing, unreadable, has no ``scores``, holds non-finite scores, or
             lacks some of ``video_ids`` (named).
     """
-    import h5py
-
     ids, attrs = read_ids(path), read_attrs(path)
-    with h5py.File(path, "r") as h5:
-        if "scores" not in h5:
-            raise InputError(path, "not a teacher store (no 'scores' dataset)")
-        scores = np.asarray(h5["scores"][...], dtype=np.float32)
+    if video_ids is not None:
+        present = set(ids)
+        missing = [v for v in video_ids if v not in present]
+        if missing:
+            raise InputError(path, f"{len(missing)} of {len(video_ids)} videos have no teacher scores, "
+                                   f"e.g. {', '.join(missing[:3])}")
+        ids = list(video_ids)
+    scores = read_extra(path, "scores", video_ids)
     if scores.ndim != 3 or len(scores) != len(ids):
         raise InputError(path, f"scores of shape {scores.shape} for {len(ids)} videos, expected (N, T, C)")
     if not np.isfinite(scores).all():
         raise InputError(path, "scores hold NaN or infinite values")
-    if video_ids is None:
-        return ids, scores, attrs
-    row = {v: i for i, v in enumerate(ids)}
-    missing = [v for v in video_ids if v not in row]
-    if missing:
-        raise InputError(path, f"{len(missing)} of {len(video_ids)} videos have no teacher scores, "
-                               f"e.g. {', '.join(missing[:3])}")
-    return list(video_ids), scores[[row[v] for v in video_ids]], attrs
+    return ids, scores, attrs
 
 
 def official_thresholds(modality: str) -> tuple[float, ...]:

@@ -31,11 +31,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .. import __version__
 from ..annotations import Annotations, dense_matrix, read_llp
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..feature_store import read_store
+from ..feature_store import read_store, store_writer
 from ..pooled import frame_store, pool_segments
 from ..settings import merge_settings, parse_settings
 
@@ -140,14 +139,11 @@ def choose_thresholds(scores: np.ndarray, labels: np.ndarray, weak: np.ndarray) 
 
 def write_score_store(path: str | Path, video_ids: Sequence[str], scores: np.ndarray, attrs: Mapping) -> None:
     """A teacher store (atomically): ``video_ids``, ``features`` and ``scores`` = the (N, T, C) logits."""
-    import h5py
-
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in attrs.items()})
-        h5.attrs["avvp_version"] = __version__
-        h5.create_dataset("video_ids", data=list(video_ids), dtype=h5py.string_dtype("utf-8"))
-        h5.create_dataset("features", data=scores.astype(np.float32))
-        h5.create_dataset("scores", data=scores.astype(np.float32))
+    scores = np.asarray(scores, dtype=np.float32)
+    n, t, c = scores.shape
+    with store_writer(path, n, t, c, attrs, extras={"scores": (t, c)}) as writer:
+        for i, video_id in enumerate(video_ids):
+            writer.write(i, video_id, scores[i], {"scores": scores[i]})
 
 
 def run_standin(modality: str, pool_dir: str | Path, features_dir: str | Path, video_ids: Sequence[str],
