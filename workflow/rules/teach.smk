@@ -27,7 +27,7 @@ if pseudo_teacher() == "release":
             "../../envs/avvp.yaml"
         params:
             folder=pseudo_config("release"),
-            annotations=annotation_dir(),
+            annotations=parent_of_annotations_input,
             version=config["data"].get("annotation_version", "current"),
             features=lambda wildcards, output: os.path.dirname(output.clap),
             pseudo=lambda wildcards, output: os.path.dirname(output.audio),
@@ -53,7 +53,7 @@ else:
                 "../../envs/avvp.yaml"
             params:
                 modality=_modality,
-                annotations=annotation_dir(),
+                annotations=parent_of_annotations_input,
                 version=config["data"].get("annotation_version", "current"),
                 thresholds=thresholds_arg(_modality),
             shell:
@@ -149,8 +149,10 @@ if pseudo_teacher() == "standin":
             "../../envs/avvp.yaml"
         params:
             settings=json.dumps(standin_config("teacher", {}), separators=(",", ":")),
-            annotations=annotation_dir(),
-            pool=out("teachers/pool"),
+            annotations=parent_of_annotations_input,
+            pool=lambda wildcards, input: os.path.dirname(
+                os.path.dirname(input.pool[0])
+            ),
             features=lambda wildcards, input: os.path.dirname(input.pooled),
         shell:
             "avvp teach standin --modality {wildcards.modality} --pool {params.pool}"
@@ -176,7 +178,7 @@ rule score_pseudo:
     conda:
         "../../envs/avvp.yaml"
     params:
-        annotations=annotation_dir(),
+        annotations=parent_of_annotations_input,
         version=config["data"].get("annotation_version", "current"),
         folder=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
