@@ -1,7 +1,13 @@
 # avvp: weakly-supervised audio-visual video parsing as a Snakemake workflow.
 # `snakemake --cores N` builds the data set named in config.yaml (the synthetic demo by default).
 
+import os
+import sys
+
 from snakemake.utils import min_version, validate
+
+from avvp import layout, stale_lock
+from avvp.workflow import Workflow
 
 min_version("9.0")
 
@@ -11,11 +17,23 @@ configfile: "config.yaml"
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
+# Every input, params and output function of the rules (avvp/workflow/); settings that depend on
+# each other, names that become folders and config `recipes` are checked here, before any job runs.
+W = Workflow(config)
+
+# A lock left by a killed Snakemake run is removed once that run and its jobs are gone, so the
+# same command resumes after a crash (avvp/stale_lock.py); each run records the lock it takes.
+for message in stale_lock.clear_stale():
+    print(f"avvp: {message}", file=sys.stderr)
+
+
+onstart:
+    stale_lock.record_owner(stale_lock.held_lock_files(workflow))
+
 
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
@@ -31,4 +49,4 @@ include: "workflow/rules/teach.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        W.targets(),

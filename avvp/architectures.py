@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from .errors import ConfigError
+from .feature_roles import STANDARD_ROLES, model_roles  # noqa: F401  (model_roles: re-exported)
 from .model import HAN, HANConfig
 from .valor.model import VALOR, VALORConfig
 
@@ -20,8 +21,6 @@ ARCHS = ("han", "valor")
 VALOR_ONLY = {"num_layers": 1, "audio_role": "audio", "frame_role": "frame"}
 #: Keys of config ``model`` that only HAN reads (VALOR ignores them).
 HAN_ONLY = ("cross_attention", "visual_dropout")
-#: Input slot -> feature role, for models that declare none (HAN).
-STANDARD_ROLES = {"audio": "audio", "frame": "frame", "clip": "clip"}
 
 
 def model_config(model: Mapping[str, Any], dims: Mapping[str, int] | None = None,
@@ -71,11 +70,3 @@ def input_roles(model_or_config: Any) -> dict[str, str]:
     config = getattr(model_or_config, "config", model_or_config)
     roles = getattr(config, "roles", None)
     return dict(roles()) if callable(roles) else dict(STANDARD_ROLES)
-
-
-def model_roles(model: Mapping[str, Any]) -> dict[str, str]:
-    """:func:`input_roles` of config section ``model``."""
-    m = dict(model)
-    if m.get("arch", "han") != "valor":
-        return dict(STANDARD_ROLES)
-    return {"audio": m.get("audio_role", "audio"), "frame": m.get("frame_role", "frame"), "clip": "clip"}

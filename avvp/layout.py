@@ -17,6 +17,9 @@ import re
 ANNOTATIONS = "annotations"
 #: The annotation file whose presence marks a complete annotation folder.
 ANNOTATIONS_TRAIN = "annotations/AVVP_train.csv"
+#: The demo's plan and its list of every video (`avvp synth plan`).
+SYNTH_PLAN = "annotations/synth_plan.json"
+ANNOTATIONS_FULL = "annotations/AVVP_dataset_full.csv"
 MANIFEST = "manifest.parquet"
 #: Dense event tables written beside the manifest, by name.
 DENSE = {

@@ -26,6 +26,11 @@ from pathlib import Path
 
 from .errors import InputError
 
+#: File extensions of the videos taken from a folder (``avvp parse``, the workflow's ``parse`` rule;
+#: files named directly may have any extension).
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ts",
+                    ".ogv", ".3gp", ".wmv")
+
 #: A YouTube id: exactly 11 characters of [A-Za-z0-9_-].
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 #: An LLP file name: ``<YouTube id>_<start>_<end>`` with plain decimal start and end.

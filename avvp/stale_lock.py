@@ -5,7 +5,8 @@ While it runs, Snakemake locks its working directory (``.snakemake/locks/<n>.inp
 power cut leaves the lock behind, and every later run stops with ``LockException`` until someone
 types ``snakemake --unlock``. Snakemake does not record who holds a lock, so the workflow does:
 
-* :func:`record_owner` (the workflow's ``onstart``, i.e. once this run holds its lock) writes
+* :func:`record_owner` (the workflow's ``onstart``, i.e. once this run holds its lock, given
+  :func:`held_lock_files`) writes
   ``.snakemake/avvp_locks/<pid>.json``: the host, the process id, its start time, its process
   group and the lock files this run wrote, each with its modification time;
 * :func:`clear_stale` (when the workflow loads) removes a lock file only when its recorded owner
@@ -15,6 +16,13 @@ types ``snakemake --unlock``. Snakemake does not record who holds a lock, so the
 
 So after a crash the same command resumes; ``snakemake --unlock`` stays the way out when the lock
 belongs to a run on another host or was taken by a Snakemake run that did not record it.
+
+Snakemake 9 offers no supported way for a plain rerun to get past a killed run's lock (``--unlock``
+and ``--nolock`` are flags, and ``--nolock`` also drops the protection against two live runs), nor
+a public name for the lock files a run holds. :func:`held_lock_files` is the one place that reads
+Snakemake's private state (``workflow.persistence._lockfile``); it fails loudly when a Snakemake
+release changes it, and tests/test_stale_lock.py checks it on the installed Snakemake, whose
+version pyproject.toml pins to the tested minor series.
 """
 
 from __future__ import annotations
@@ -30,6 +38,39 @@ from .atomic import write_json
 #: Snakemake's state folder (in its working directory) and avvp's lock records inside it.
 STATE = ".snakemake"
 RECORDS = "avvp_locks"
+
+
+#: The Snakemake minor series :func:`held_lock_files` is tested with (pyproject.toml pins it).
+TESTED_SNAKEMAKE = "9.27"
+
+
+def held_lock_files(workflow) -> list[str]:
+    """The lock files the running Snakemake ``workflow`` holds (none with ``--nolock``).
+
+    Reads the private ``workflow.persistence._lockfile`` (lock type -> file) of Snakemake's file
+    persistence backend: the only private access of avvp (see the module doc).
+
+    Raises:
+        RuntimeError: Snakemake's persistence object has no such attribute, or it is not a mapping
+            of lock files (another Snakemake release, or the database persistence backend); the
+            message says what to do.
+    """
+    persistence = getattr(workflow, "persistence", None)
+    locks = getattr(persistence, "_lockfile", None)
+    if not isinstance(locks, dict) or not all(isinstance(f, (str, os.PathLike)) for f in locks.values()):
+        try:
+            import snakemake
+            version = snakemake.__version__
+        except (ImportError, AttributeError):
+            version = "unknown"
+        raise RuntimeError(
+            f"avvp: cannot read the lock files of this Snakemake run: workflow.persistence._lockfile "
+            f"is {type(locks).__name__}, not a dict of lock type -> file (persistence "
+            f"{type(persistence).__name__}, Snakemake {version}; avvp is tested with the file "
+            f"persistence backend of Snakemake {TESTED_SNAKEMAKE}.x). avvp's removal of a killed run's "
+            f"stale lock (avvp/stale_lock.py) needs it: install the pinned Snakemake "
+            f"(pip install 'snakemake>={TESTED_SNAKEMAKE},<9.28'), or adapt held_lock_files to this release")
+    return [os.fspath(f) for f in locks.values()]
 
 
 def record_owner(lock_files: Iterable[str | os.PathLike], workdir: str | Path = ".") -> Path | None:

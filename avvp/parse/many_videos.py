@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..atomic import write_csv
 from ..errors import InputError
-from ..paths import child
+from ..paths import VIDEO_EXTENSIONS, child
 from .model_loading import VideoParser, load_parser
 from .one_video import parse_video
 from .output import output_names, write_result
@@ -57,11 +57,6 @@ def expand_videos(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-#: File extensions taken from a folder (files named directly may have any extension).
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ts",
-                    ".ogv", ".3gp", ".wmv")
 
 
 def parse_videos(videos: Iterable[str | Path], model: str | Path, out: str | Path,

@@ -1,19 +1,19 @@
 # Annotations and the manifest.
 
 
-if not is_synth():
+if not W.is_synth():
 
     rule fetch_annotations:
         """Fetch the six LLP annotation CSVs from their public source and check their sha256."""
         output:
-            train=out("annotations/AVVP_train.csv"),
+            train=W.out(layout.ANNOTATIONS_TRAIN),
         log:
-            out("logs/fetch_annotations.log"),
+            W.log("fetch_annotations"),
         conda:
             "../../envs/avvp.yaml"
         params:
             url=config["data"].get("annotations_url", ""),
-            folder=parent_of_train_output,
+            folder=W.parent_of_train_output,
         shell:
             "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
 
@@ -21,26 +21,26 @@ if not is_synth():
 rule manifest:
     """Read the LLP-format annotations into the Parquet manifest and dense tables."""
     input:
-        annotations=annotation_marker(),
-        clips=clip_lists(),
-        downloads=download_table(),
+        annotations=W.annotation_marker(),
+        clips=W.clip_lists(),
+        downloads=W.download_table(),
     output:
-        manifest=out("manifest.parquet"),
-        audio=out("dense_audio.parquet"),
-        visual=out("dense_visual.parquet"),
-        train_audio=out("dense_train_audio.parquet"),
-        train_visual=out("dense_train_visual.parquet"),
+        manifest=W.out(layout.MANIFEST),
+        audio=W.out(layout.DENSE["audio"]),
+        visual=W.out(layout.DENSE["visual"]),
+        train_audio=W.out(layout.DENSE["train_audio"]),
+        train_visual=W.out(layout.DENSE["train_visual"]),
     log:
-        out("logs/manifest.log"),
+        W.log("manifest"),
     benchmark:
-        out("benchmarks/manifest.tsv")
+        W.benchmark("manifest")
     conda:
         "../../envs/avvp.yaml"
     params:
-        folder=parent_of_annotations_input,
-        outdir=parent_of_manifest_output,
-        version=config["data"].get("annotation_version", "current"),
-        clips=clips_param,
+        folder=W.parent_of_annotations_input,
+        outdir=W.parent_of_manifest_output,
+        version=W.annotation_version(),
+        clips=W.clips_param,
     shell:
         "avvp manifest {params.folder} --out {params.outdir} --version {params.version}"
         " --clips {params.clips} > {log} 2>&1"

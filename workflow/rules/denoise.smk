@@ -4,31 +4,30 @@
 # the demo's true labels), and the quality of the drops a dynamic variant recorded while training.
 
 
-include: "denoise_functions.smk"
 
 
 rule noise_ratios:
     """Per-class noise ratios of the training labels (ratios.parquet and the official
     noise_ratios.npz), compared with the true ratios where the data set knows them."""
     input:
-        unpack(ratio_inputs),
+        unpack(W.ratio_inputs),
     output:
-        **ratio_quality_outputs(),
-        ratios=out("ratios/{name}/seed{seed}/ratios.parquet"),
-        npz=out("ratios/{name}/seed{seed}/noise_ratios.npz"),
+        **W.ratio_quality_outputs(),
+        ratios=W.out(layout.RATIOS),
+        npz=W.out(layout.RATIOS_NPZ),
     log:
-        out("logs/ratios/{name}/seed{seed}.log"),
+        W.log("ratios/{name}/seed{seed}"),
     benchmark:
-        out("benchmarks/ratios/{name}/seed{seed}.tsv")
+        W.benchmark("ratios/{name}/seed{seed}")
     wildcard_constraints:
         name=r"[A-Za-z0-9_.]+",
         seed=r"\d+",
     conda:
         "../../envs/avvp.yaml"
     params:
-        source=ratio_source_args,
-        settings=ratio_settings_json,
-        quality=ratio_quality_arg,
+        source=W.ratio_source_args,
+        settings=W.ratio_settings_json,
+        quality=W.ratio_quality_arg,
     shell:
         "avvp noise-ratios --manifest {input.manifest} {params.source} --out {output.ratios}"
         " --npz {output.npz} --run-seed {wildcards.seed} --settings '{params.settings}'"
@@ -38,32 +37,32 @@ rule noise_ratios:
 rule drop_quality:
     """Precision and recall of the labels a dynamic variant dropped while training (demo only)."""
     input:
-        drops=out("models/{variant}/seed{seed}/drops.parquet"),
-        manifest=out("manifest.parquet"),
-        truth_audio=out("dense_train_audio.parquet"),
-        truth_visual=out("dense_train_visual.parquet"),
+        drops=W.out(layout.DROPS),
+        manifest=W.out(layout.MANIFEST),
+        truth_audio=W.out(layout.DENSE["train_audio"]),
+        truth_visual=W.out(layout.DENSE["train_visual"]),
     output:
-        quality=out("denoise/{variant}/seed{seed}/quality.parquet"),
-        epochs=out("denoise/{variant}/seed{seed}/quality_epochs.parquet"),
-        counts=out("denoise/{variant}/seed{seed}/drop_counts.parquet"),
+        quality=W.out(layout.DROP_QUALITY),
+        epochs=W.out(layout.DROP_QUALITY_EPOCHS),
+        counts=W.out(layout.DROP_COUNTS),
         quality_md=report(
-            out("denoise/{variant}/seed{seed}/quality.md"),
+            W.out(layout.DROP_QUALITY_MD),
             caption="../report/drop_quality.rst",
             category="Label denoising",
             subcategory="{variant}",
             labels={"seed": "{seed}", "file": "table"},
         ),
         quality_png=report(
-            out("denoise/{variant}/seed{seed}/quality.png"),
+            W.out(layout.DROP_QUALITY_PNG),
             caption="../report/drop_quality.rst",
             category="Label denoising",
             subcategory="{variant}",
             labels={"seed": "{seed}", "file": "picture"},
         ),
     log:
-        out("logs/denoise/{variant}/seed{seed}.log"),
+        W.log("denoise/{variant}/seed{seed}"),
     benchmark:
-        out("benchmarks/denoise/{variant}/seed{seed}.tsv")
+        W.benchmark("denoise/{variant}/seed{seed}")
     wildcard_constraints:
         variant=r"[A-Za-z0-9_.]+",
         seed=r"\d+",

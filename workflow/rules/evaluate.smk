@@ -2,48 +2,45 @@
 # and writes metrics, the Table-1 layout and pictures for the report. The gate is
 # config evaluate.gate, or the variant's own where it has a recipe (avvp/experiments.py).
 
-import os
 
-
-include: "evaluate_functions.smk"
 
 
 rule evaluate:
     """Score predictions with the LLP protocol: metrics (JSON, Parquet), Table 1, per-class F1, timelines."""
     input:
-        predictions=out("predictions/{variant}/seed{seed}/{split}.npz"),
-        annotations=annotation_marker(),
+        predictions=W.out(layout.PREDICTIONS),
+        annotations=W.annotation_marker(),
     output:
-        metrics=out("eval/{variant}/seed{seed}/{split}/metrics.json"),
-        metrics_parquet=out("eval/{variant}/seed{seed}/{split}/metrics.parquet"),
-        per_class=out("eval/{variant}/seed{seed}/{split}/per_class.parquet"),
-        per_video=out("eval/{variant}/seed{seed}/{split}/per_video.parquet"),
-        table_md=out("eval/{variant}/seed{seed}/{split}/table.md"),
+        metrics=W.out(layout.EVALUATION["metrics"]),
+        metrics_parquet=W.out(layout.EVALUATION["metrics_parquet"]),
+        per_class=W.out(layout.EVALUATION["per_class"]),
+        per_video=W.out(layout.EVALUATION["per_video"]),
+        table_md=W.out(layout.EVALUATION["table_md"]),
         table_csv=report(
-            out("eval/{variant}/seed{seed}/{split}/table.csv"),
+            W.out(layout.EVALUATION["table_csv"]),
             caption="../report/evaluate_table.rst",
             category="Evaluation",
             subcategory="{variant}",
             labels={"figure": "Table 1", "seed": "{seed}", "split": "{split}"},
         ),
         per_class_png=report(
-            out("eval/{variant}/seed{seed}/{split}/per_class.png"),
+            W.out(layout.EVALUATION["per_class_png"]),
             caption="../report/evaluate_per_class.rst",
             category="Evaluation",
             subcategory="{variant}",
             labels={"figure": "per-class F1", "seed": "{seed}", "split": "{split}"},
         ),
         timeline=report(
-            out("eval/{variant}/seed{seed}/{split}/timeline.png"),
+            W.out(layout.EVALUATION["timeline"]),
             caption="../report/evaluate_timeline.rst",
             category="Evaluation",
             subcategory="{variant}",
             labels={"figure": "timeline", "seed": "{seed}", "split": "{split}"},
         ),
     log:
-        out("logs/evaluate/{variant}/seed{seed}/{split}.log"),
+        W.log("evaluate/{variant}/seed{seed}/{split}"),
     benchmark:
-        out("benchmarks/evaluate/{variant}/seed{seed}/{split}.tsv")
+        W.benchmark("evaluate/{variant}/seed{seed}/{split}")
     wildcard_constraints:
         seed=r"\d+",
         split="val|test",
@@ -52,10 +49,10 @@ rule evaluate:
     params:
         folder=lambda wildcards, input: os.path.dirname(input.annotations),
         out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
-        gate=evaluate_gate,
-        timeline_videos=evaluate_timeline_videos,
-        version=config["data"].get("annotation_version", "current"),
-        allow_missing=allow_missing_flag,
+        gate=W.evaluate_gate,
+        timeline_videos=W.evaluate_timeline_videos,
+        version=W.annotation_version(),
+        allow_missing=W.allow_missing_flag,
     shell:
         "avvp evaluate --predictions {input.predictions} --annotations {params.folder}"
         " --split {wildcards.split} --gate {params.gate} --version {params.version}"

@@ -4,26 +4,25 @@
 # Any one shard is its own target, e.g. results/demo/features/shards/frame/2.h5.
 
 
-include: "features_functions.smk"
 
 
-if feature_config("official"):
+if W.feature_config("official"):
 
     rule import_features:
         """Import the official pre-extracted LLP features (vggish/, res152/, r2plus1d_18/)."""
         input:
-            manifest=out("manifest.parquet"),
+            manifest=W.out(layout.MANIFEST),
         output:
-            stores=expand(out("features/{role}.h5"), role=FEATURE_ROLES),
-            failures=out("features/failures/import.parquet"),
+            stores=W.feature_stores(W.FEATURE_ROLES),
+            failures=W.out(layout.IMPORT_FAILURES),
         log:
-            out("logs/features/import.log"),
+            W.log("features/import"),
         benchmark:
-            out("benchmarks/import_features.tsv")
+            W.benchmark("import_features")
         conda:
             "../../envs/avvp.yaml"
         params:
-            folder=feature_config("official"),
+            folder=W.feature_config("official"),
             out_dir=lambda wildcards, output: os.path.dirname(output.stores[0]),
         shell:
             "avvp import-features --manifest {input.manifest} --folder {params.folder}"
@@ -37,82 +36,66 @@ else:
         from the same clips with the same settings and weights is kept, so a change of one
         role's settings recomputes that role alone."""
         input:
-            manifest=out("manifest.parquet"),
-            clips=clip_lists(),
+            manifest=W.out(layout.MANIFEST),
+            clips=W.clip_lists(),
         output:
             stores=update(
-                expand(out("features/shards/{role}/{{shard}}.h5"), role=FEATURE_ROLES)
+                W.feature_stores(W.FEATURE_ROLES, layout.FEATURE_SHARD)
             ),
             failures=update(
-                expand(
-                    out("features/failures/{role}_{{shard}}.parquet"),
-                    role=FEATURE_ROLES,
-                )
+                W.feature_stores(W.FEATURE_ROLES, layout.FEATURE_FAILURES)
             ),
         log:
-            out("logs/features/extract_{shard}.log"),
+            W.log("features/extract_{shard}"),
         benchmark:
-            out("benchmarks/extract/{shard}.tsv")
+            W.benchmark("extract/{shard}")
         wildcard_constraints:
             shard=r"\d+",
         conda:
             "../../envs/avvp.yaml"
-        threads: feature_config("threads", 2)
+        threads: W.feature_config("threads", 2)
         params:
-            settings=settings_json("features"),
-            shards=feature_config("shards", 1),
-            stores=lambda wildcards: out(
-                f"features/shards/{{role}}/{wildcards.shard}.h5"
-            ),
-            failures=lambda wildcards: out(
-                f"features/failures/{{role}}_{wildcards.shard}.parquet"
-            ),
+            settings=W.settings_json("features"),
+            shards=W.feature_config("shards", 1),
+            stores=W.shard_pattern(layout.FEATURE_SHARD),
+            failures=W.shard_pattern(layout.FEATURE_FAILURES),
         shell:
             "avvp extract --manifest {input.manifest} --role all"
             " --settings '{params.settings}' --shard {wildcards.shard} --shards {params.shards}"
             " --out '{params.stores}' --failures '{params.failures}' --threads {threads}"
             " > {log} 2>&1"
 
-    if TEACHER_ROLES:
+    if W.teacher_roles():
 
         rule extract_teachers:
             """Extract VALOR's teacher roles (features.teachers) for one shard of the manifest, in a
             job of their own (large models; a GPU if there is one), resumable like extract.
             """
             input:
-                manifest=out("manifest.parquet"),
-                clips=clip_lists(),
+                manifest=W.out(layout.MANIFEST),
+                clips=W.clip_lists(),
             output:
                 stores=update(
-                    expand(
-                        out("features/shards/{role}/{{shard}}.h5"), role=TEACHER_ROLES
-                    )
+                    W.feature_stores(W.teacher_roles(), layout.FEATURE_SHARD)
                 ),
                 failures=update(
-                    expand(
-                        out("features/failures/{role}_{{shard}}.parquet"),
-                        role=TEACHER_ROLES,
-                    )
+                    W.feature_stores(W.teacher_roles(), layout.FEATURE_FAILURES)
                 ),
             log:
-                out("logs/features/teachers_{shard}.log"),
+                W.log("features/teachers_{shard}"),
             benchmark:
-                out("benchmarks/extract_teachers/{shard}.tsv")
+                W.benchmark("extract_teachers/{shard}")
             wildcard_constraints:
                 shard=r"\d+",
             conda:
                 "../../envs/avvp.yaml"
-            threads: feature_config("threads", 2)
+            threads: W.feature_config("threads", 2)
             params:
-                roles=" ".join(TEACHER_ROLES),
-                settings=settings_json("features"),
-                shards=feature_config("shards", 1),
-                stores=lambda wildcards: out(
-                    f"features/shards/{{role}}/{wildcards.shard}.h5"
-                ),
-                failures=lambda wildcards: out(
-                    f"features/failures/{{role}}_{wildcards.shard}.parquet"
-                ),
+                roles=" ".join(W.teacher_roles()),
+                settings=W.settings_json("features"),
+                shards=W.feature_config("shards", 1),
+                stores=W.shard_pattern(layout.FEATURE_SHARD),
+                failures=W.shard_pattern(layout.FEATURE_FAILURES),
             shell:
                 "avvp extract --manifest {input.manifest} --role {params.roles}"
                 " --settings '{params.settings}' --shard {wildcards.shard} --shards {params.shards}"
@@ -122,13 +105,13 @@ else:
     rule merge_features:
         """Merge the shard stores of one role into features/<role>.h5."""
         input:
-            feature_shards,
+            W.feature_shards,
         output:
-            store=out("features/{role}.h5"),
+            store=W.out(layout.FEATURE_STORE),
         log:
-            out("logs/features/merge_{role}.log"),
+            W.log("features/merge_{role}"),
         benchmark:
-            out("benchmarks/merge_features/{role}.tsv")
+            W.benchmark("merge_features/{role}")
         wildcard_constraints:
             role="audio|frame|clip|clip_image|clap_audio",
         conda:
@@ -140,14 +123,14 @@ else:
 rule pool_frames:
     """Average the frame store to one row per segment, once, for train, refine and predict."""
     input:
-        frame=out("features/frame.h5"),
-        audio=out("features/audio.h5"),
+        frame=W.feature_store("frame"),
+        audio=W.feature_store("audio"),
     output:
-        pooled=out("features/frame_pooled.h5"),
+        pooled=W.out(layout.POOLED_FRAMES),
     log:
-        out("logs/features/pool_frames.log"),
+        W.log("features/pool_frames"),
     benchmark:
-        out("benchmarks/pool_frames.tsv")
+        W.benchmark("pool_frames")
     conda:
         "../../envs/avvp.yaml"
     params:
@@ -155,7 +138,3 @@ rule pool_frames:
     shell:
         "avvp pool-frames --features-dir {params.features} --no-progress > {log} 2>&1"
 
-
-FINAL_TARGETS += expand(out("features/{role}.h5"), role=FEATURE_ROLES)
-if not feature_config("official"):
-    FINAL_TARGETS += expand(out("features/{role}.h5"), role=TEACHER_ROLES)

@@ -6,26 +6,25 @@
 # (`snakemake parse`, or by default once parse.videos is set).
 
 
-include: "parse_functions.smk"
 
 
-if needs_download():
+if W.needs_download():
 
     rule download:
         """Download the LLP videos (yt-dlp, uncut); unavailable ones go to clips/download_failures.parquet."""
         input:
-            annotations=annotation_marker(),
+            annotations=W.annotation_marker(),
         output:
-            table=download_table(),
+            table=W.download_table(),
         log:
-            out("logs/download.log"),
+            W.log("download"),
         conda:
             "../../envs/avvp.yaml"
         params:
-            folder=annotation_dir(),
-            clips=output_folder,
-            settings=download_settings_json,
-            flags=download_flags(),
+            folder=W.annotation_dir(),
+            clips=W.output_folder,
+            settings=W.download_settings_json,
+            flags=W.download_flags(),
         shell:
             "avvp download {params.folder} --out {params.clips} --settings '{params.settings}'"
             " {params.flags} --no-progress > {log} 2>&1"
@@ -34,22 +33,19 @@ if needs_download():
 rule parse:
     """Parse every video of config parse.videos into events (JSON, CSV) and a timeline picture."""
     input:
-        videos=parse_video_files,
-        model=parse_model(),
+        videos=W.parse_video_files,
+        model=W.parse_model(),
     output:
-        summary=parse_summary(),
+        summary=W.parse_summary(),
     log:
-        out("logs/parse.log"),
+        W.log("parse"),
     conda:
         "../../envs/avvp.yaml"
     params:
-        out=output_folder,
-        settings=parse_settings_json(),
-        features=parse_features_flag(),
+        out=W.output_folder,
+        settings=W.parse_settings_json(),
+        features=W.parse_features_flag(),
     shell:
         "avvp parse {input.videos:q} --model {input.model:q} --out {params.out:q}"
         " --settings '{params.settings}' {params.features} --no-progress > {log} 2>&1"
 
-
-if parse_config("videos"):
-    FINAL_TARGETS.append(parse_summary())

@@ -3,7 +3,6 @@
 # refine/ma/seed1/labels.parquet is made by models/baseline_c/seed1/model.pt.
 
 
-include: "refine_functions.smk"
 
 
 rule refine:
@@ -11,29 +10,29 @@ rule refine:
     "refined labels" target; rebuild one alone with e.g. `snakemake <results>/<dataset>/refine/ma/seed1/labels.parquet`).
     """
     input:
-        model=refine_base_model,
-        audio=out("features/audio.h5"),
-        frame=out("features/frame_pooled.h5"),
-        clip=out("features/clip.h5"),
-        manifest=out("manifest.parquet"),
-        truth_audio=out("dense_train_audio.parquet"),
-        truth_visual=out("dense_train_visual.parquet"),
+        model=W.refine_base_model,
+        audio=W.feature_store("audio"),
+        frame=W.out(layout.POOLED_FRAMES),
+        clip=W.feature_store("clip"),
+        manifest=W.out(layout.MANIFEST),
+        truth_audio=W.out(layout.DENSE["train_audio"]),
+        truth_visual=W.out(layout.DENSE["train_visual"]),
     output:
-        **refine_quality_outputs(),
-        labels=out("refine/{name}/seed{seed}/labels.parquet"),
+        **W.refine_quality_outputs(),
+        labels=W.out(layout.REFINED_LABELS),
     log:
-        out("logs/refine/{name}/seed{seed}.log"),
+        W.log("refine/{name}/seed{seed}"),
     benchmark:
-        out("benchmarks/refine/{name}/seed{seed}.tsv")
+        W.benchmark("refine/{name}/seed{seed}")
     wildcard_constraints:
         name=r"[A-Za-z0-9_.]+",
         seed=r"\d+",
     conda:
         "../../envs/avvp.yaml"
     params:
-        settings=refine_settings_json,
-        features=refine_features_folder,
-        quality=refine_quality_arg,
+        settings=W.refine_settings_json,
+        features=W.features_folder,
+        quality=W.refine_quality_arg,
     shell:
         "avvp refine --model {input.model} --features {params.features} --manifest {input.manifest}"
         " --out {output.labels} --run-seed {wildcards.seed} --settings '{params.settings}'"
@@ -43,12 +42,12 @@ rule refine:
 rule refine_pkl:
     """A refined-labels table in the official need_to_change.pkl layout (built only on request)."""
     input:
-        labels=out("refine/{name}/seed{seed}/labels.parquet"),
-        manifest=out("manifest.parquet"),
+        labels=W.out(layout.REFINED_LABELS),
+        manifest=W.out(layout.MANIFEST),
     output:
-        pkl=out("refine/{name}/seed{seed}/need_to_change.pkl"),
+        pkl=W.out(layout.REFINED_PKL),
     log:
-        out("logs/refine/{name}/seed{seed}_pkl.log"),
+        W.log("refine/{name}/seed{seed}_pkl"),
     wildcard_constraints:
         name=r"[A-Za-z0-9_.]+",
         seed=r"\d+",

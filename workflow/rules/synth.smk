@@ -4,46 +4,43 @@
 # into MP4 clips <results>/<dataset>/clips/<id>.mp4 and lists them in clips/shard_<i>.parquet.
 
 
-include: "synth_functions.smk"
 
 
-if is_synth():
+if W.is_synth():
 
     rule synth_plan:
         """Plan the synthetic data set and write its LLP-format annotation folder."""
         output:
-            **synth_annotation_outputs(),
+            **W.synth_annotation_outputs(),
         log:
-            out("logs/synth_plan.log"),
+            W.log("synth_plan"),
         conda:
             "../../envs/avvp.yaml"
         params:
-            settings=synth_plan_settings(),
-            folder=synth_plan_folder,
+            settings=W.synth_plan_settings(),
+            folder=W.synth_plan_folder,
         shell:
             "avvp synth plan --settings '{params.settings}' --out {params.folder} > {log} 2>&1"
 
     rule synth_render:
         """Render one shard of the planned videos into MP4 clips (H.264 + AAC)."""
         input:
-            plan=out("annotations/synth_plan.json"),
-            full=out("annotations/AVVP_dataset_full.csv"),
+            plan=W.out(layout.SYNTH_PLAN),
+            full=W.out(layout.ANNOTATIONS_FULL),
         output:
-            clips=out("clips/shard_{shard}.parquet"),
+            clips=W.out(layout.CLIP_SHARD),
         log:
-            out("logs/synth_render_{shard}.log"),
+            W.log("synth_render_{shard}"),
         wildcard_constraints:
             shard=r"\d+",
         conda:
             "../../envs/avvp.yaml"
         params:
-            settings=settings_json("synth"),
-            annotations=synth_render_annotations,
-            shards=len(synth_shards()),
-            clips=synth_render_clips,
+            settings=W.settings_json("synth"),
+            annotations=W.synth_render_annotations,
+            shards=len(W.synth_shards()),
+            clips=W.synth_render_clips,
         shell:
             "avvp synth render --annotations {params.annotations} --settings '{params.settings}'"
             " --shard {wildcards.shard} --shards {params.shards} --out {params.clips}"
             " > {log} 2>&1"
-
-    FINAL_TARGETS += clip_lists()

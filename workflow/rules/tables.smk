@@ -4,41 +4,38 @@
 # `experiments` are final targets.
 
 
-include: "tables_functions.smk"
 
 
 rule table:
     """One of the paper's tables: Markdown, CSV and grouped bars with std error bars."""
     input:
-        table_metrics,
+        W.table_metrics,
     output:
-        md=out("tables/{table}.md"),
+        md=W.out(layout.fill(layout.TABLE, ext="md")),
         csv=report(
-            out("tables/{table}.csv"),
+            W.out(layout.fill(layout.TABLE, ext="csv")),
             caption="../report/tables.rst",
             category="Tables",
             labels={"table": "{table}", "file": "csv"},
         ),
         png=report(
-            out("tables/{table}.png"),
+            W.out(layout.fill(layout.TABLE, ext="png")),
             caption="../report/tables.rst",
             category="Tables",
             labels={"table": "{table}", "file": "picture"},
         ),
     log:
-        out("logs/tables/{table}.log"),
+        W.log("tables/{table}"),
     benchmark:
-        out("benchmarks/table/{table}.tsv")
+        W.benchmark("table/{table}")
     wildcard_constraints:
         table=r"table[1-4]|denoising|methods",
     conda:
         "../../envs/avvp.yaml"
     params:
-        settings=table_settings_json,
-        results=table_results_folder,
+        settings=W.table_settings_json,
+        results=W.table_results_folder,
     shell:
         "avvp table {wildcards.table} --results {params.results} --settings '{params.settings}'"
         " --out {output.md} > {log} 2>&1"
 
-
-FINAL_TARGETS.extend(out(p) for p in avvp_experiments.table_targets(config))

@@ -6,29 +6,28 @@
 # (eval/pseudo/<split>/). Not part of the default target: build `snakemake --cores 2 pseudo`.
 
 
-include: "teach_functions.smk"
 
 
-if pseudo_teacher() == "release":
+if W.pseudo_teacher() == "release":
 
     rule teach_release:
         """Import VALOR's released features and pseudo labels (broken files: the failure table)."""
         input:
-            annotations=annotation_marker(),
+            annotations=W.annotation_marker(),
         output:
-            audio=out("pseudo/audio.parquet"),
-            visual=out("pseudo/visual.parquet"),
-            clap=out("features/clap_audio.h5"),
-            clip=out("features/clip_image.h5"),
-            failures=out("pseudo/failures/release.parquet"),
+            audio=W.out(layout.fill(layout.PSEUDO_LABELS, modality="audio")),
+            visual=W.out(layout.fill(layout.PSEUDO_LABELS, modality="visual")),
+            clap=W.feature_store("clap_audio"),
+            clip=W.feature_store("clip_image"),
+            failures=W.out(layout.PSEUDO_RELEASE_FAILURES),
         log:
-            out("logs/teach/release.log"),
+            W.log("teach/release"),
         conda:
             "../../envs/avvp.yaml"
         params:
-            folder=pseudo_config("release"),
-            annotations=parent_of_annotations_input,
-            version=config["data"].get("annotation_version", "current"),
+            folder=W.pseudo_config("release"),
+            annotations=W.parent_of_annotations_input,
+            version=W.annotation_version(),
             features=lambda wildcards, output: os.path.dirname(output.clap),
             pseudo=lambda wildcards, output: os.path.dirname(output.audio),
         shell:
@@ -37,46 +36,46 @@ if pseudo_teacher() == "release":
             " --pseudo-dir {params.pseudo} --failures {output.failures} > {log} 2>&1"
 
 else:
-    for _modality in PSEUDO_MODALITIES:
+    for _modality in W.PSEUDO_MODALITIES:
 
         rule:
             name:
                 f"teach_{_modality}"
             input:
-                annotations=annotation_marker(),
-                scores=teacher_scores(_modality),
+                annotations=W.annotation_marker(),
+                scores=W.teacher_scores(_modality),
             output:
-                labels=out(f"pseudo/{_modality}.parquet"),
+                labels=W.out(layout.fill(layout.PSEUDO_LABELS, modality=_modality)),
             log:
-                out(f"logs/teach/{_modality}.log"),
+                W.log(f"teach/{_modality}"),
             conda:
                 "../../envs/avvp.yaml"
             params:
                 modality=_modality,
-                annotations=parent_of_annotations_input,
-                version=config["data"].get("annotation_version", "current"),
-                thresholds=thresholds_arg(_modality),
+                annotations=W.parent_of_annotations_input,
+                version=W.annotation_version(),
+                thresholds=W.thresholds_arg(_modality),
             shell:
                 "avvp teach labels --modality {params.modality} --scores {input.scores}"
                 " --annotations {params.annotations} --version {params.version}"
                 " {params.thresholds} --out {output.labels} > {log} 2>&1"
 
 
-if pseudo_teacher() == "standin":
+if W.pseudo_teacher() == "standin":
 
     rule standin_pool_plan:
         """Plan the stand-in teachers' pool: synthetic videos no split of the demo holds."""
         output:
-            train=out("teachers/pool/annotations/AVVP_train.csv"),
-            plan=out("teachers/pool/annotations/synth_plan.json"),
+            train=W.out(layout.POOL_ANNOTATIONS_TRAIN),
+            plan=W.out(layout.POOL_PLAN),
         log:
-            out("logs/teach/pool_plan.log"),
+            W.log("teach/pool_plan"),
         conda:
             "../../envs/avvp.yaml"
         params:
-            settings=standin_plan_json(),
-            folder=parent_of_train_output,
-            prefix=standin_config("id_prefix", "P"),
+            settings=W.standin_plan_json(),
+            folder=W.parent_of_train_output,
+            prefix=W.standin_config("id_prefix", "P"),
         shell:
             "avvp synth plan --settings '{params.settings}' --out {params.folder}"
             " --id-prefix {params.prefix} > {log} 2>&1"
@@ -84,20 +83,20 @@ if pseudo_teacher() == "standin":
     rule standin_pool_render:
         """Render one shard of the pool's clips."""
         input:
-            plan=out("teachers/pool/annotations/synth_plan.json"),
+            plan=W.out(layout.POOL_PLAN),
         output:
-            clips=out("teachers/pool/clips/shard_{shard}.parquet"),
+            clips=W.out(layout.POOL_CLIP_SHARD),
         log:
-            out("logs/teach/pool_render_{shard}.log"),
+            W.log("teach/pool_render_{shard}"),
         wildcard_constraints:
             shard=r"\d+",
         conda:
             "../../envs/avvp.yaml"
         params:
-            settings=standin_render_json(),
-            annotations=synth_render_annotations,
-            shards=len(standin_shards()),
-            clips=synth_render_clips,
+            settings=W.standin_render_json(),
+            annotations=W.synth_render_annotations,
+            shards=len(W.standin_shards()),
+            clips=W.synth_render_clips,
         shell:
             "avvp synth render --annotations {params.annotations} --settings '{params.settings}'"
             " --shard {wildcards.shard} --shards {params.shards} --out {params.clips}"
@@ -106,23 +105,20 @@ if pseudo_teacher() == "standin":
     rule standin_pool_features:
         """The pool's manifest, and its features from the demo's own extractors (one job)."""
         input:
-            annotations=out("teachers/pool/annotations/AVVP_train.csv"),
-            clips=expand(
-                out("teachers/pool/clips/shard_{shard}.parquet"),
-                shard=standin_shards(),
-            ),
+            annotations=W.out(layout.POOL_ANNOTATIONS_TRAIN),
+            clips=W.standin_clip_lists(),
         output:
-            manifest=out("teachers/pool/manifest.parquet"),
-            stores=expand(out("teachers/pool/features/{role}.h5"), role=FEATURE_ROLES),
+            manifest=W.out(layout.POOL_MANIFEST),
+            stores=W.feature_stores(W.FEATURE_ROLES, layout.POOL_FEATURE_STORE),
         log:
-            out("logs/teach/pool_features.log"),
+            W.log("teach/pool_features"),
         benchmark:
-            out("benchmarks/teach/pool_features.tsv")
+            W.benchmark("teach/pool_features")
         conda:
             "../../envs/avvp.yaml"
-        threads: feature_config("threads", 2)
+        threads: W.feature_config("threads", 2)
         params:
-            settings=settings_json("features"),
+            settings=W.settings_json("features"),
             pool=lambda wildcards, output: os.path.dirname(output.manifest),
         shell:
             "(avvp manifest {params.pool}/annotations --out {params.pool} --clips {params.pool}/clips"
@@ -134,22 +130,22 @@ if pseudo_teacher() == "standin":
     rule standin_teacher:
         """Train one modality's stand-in teacher on the pool; score every demo video."""
         input:
-            annotations=annotation_marker(),
-            pool=expand(out("teachers/pool/features/{role}.h5"), role=FEATURE_ROLES),
-            features=expand(out("features/{role}.h5"), role=["audio", "clip"]),
-            pooled=out("features/frame_pooled.h5"),
+            annotations=W.annotation_marker(),
+            pool=W.feature_stores(W.FEATURE_ROLES, layout.POOL_FEATURE_STORE),
+            features=W.feature_stores(["audio", "clip"]),
+            pooled=W.out(layout.POOLED_FRAMES),
         output:
-            model=out("teachers/standin/{modality}.pt"),
-            scores=out("teachers/standin/{modality}_scores.h5"),
+            model=W.out(layout.STANDIN_MODEL),
+            scores=W.out(layout.STANDIN_SCORES),
         log:
-            out("logs/teach/standin_{modality}.log"),
+            W.log("teach/standin_{modality}"),
         wildcard_constraints:
             modality="audio|visual",
         conda:
             "../../envs/avvp.yaml"
         params:
-            settings=json.dumps(standin_config("teacher", {}), separators=(",", ":")),
-            annotations=parent_of_annotations_input,
+            settings=W.standin_teacher_json(),
+            annotations=W.parent_of_annotations_input,
             pool=lambda wildcards, input: os.path.dirname(
                 os.path.dirname(input.pool[0])
             ),
@@ -164,22 +160,22 @@ if pseudo_teacher() == "standin":
 rule score_pseudo:
     """Score the pseudo labels as predictions with the LLP protocol (train: against the truth)."""
     input:
-        annotations=annotation_marker(),
-        audio=out("pseudo/audio.parquet"),
-        visual=out("pseudo/visual.parquet"),
+        annotations=W.annotation_marker(),
+        audio=W.out(layout.fill(layout.PSEUDO_LABELS, modality="audio")),
+        visual=W.out(layout.fill(layout.PSEUDO_LABELS, modality="visual")),
     output:
-        metrics=out("eval/pseudo/{split}/metrics.json"),
-        table=out("eval/pseudo/{split}/table.md"),
-        png=out("eval/pseudo/{split}/per_class.png"),
+        metrics=W.out(layout.PSEUDO_SCORE_METRICS),
+        table=W.out(layout.PSEUDO_SCORE_TABLE),
+        png=W.out(layout.PSEUDO_SCORE_PNG),
     log:
-        out("logs/teach/score_{split}.log"),
+        W.log("teach/score_{split}"),
     wildcard_constraints:
         split="train|val|test",
     conda:
         "../../envs/avvp.yaml"
     params:
-        annotations=parent_of_annotations_input,
-        version=config["data"].get("annotation_version", "current"),
+        annotations=W.parent_of_annotations_input,
+        version=W.annotation_version(),
         folder=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "avvp teach score --audio {input.audio} --visual {input.visual}"
@@ -194,4 +190,4 @@ localrules:
 rule pseudo:
     """The pseudo labels and their scores: `snakemake --cores 2 pseudo`."""
     input:
-        pseudo_targets(),
+        W.pseudo_targets(),

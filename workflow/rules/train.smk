@@ -9,39 +9,38 @@
 # pseudo/visual.parquet (the teachers' rules) and the feature roles their model declares.
 
 
-include: "train_functions.smk"
 
 
 rule train:
     """Train HAN (optionally with MA's contrastive loss and refined labels) or VALOR (with the
     teachers' pseudo labels) for one variant and seed."""
     input:
-        unpack(train_inputs),
+        unpack(W.train_inputs),
     output:
-        model=out("models/{variant}/seed{seed}/model.pt"),
-        history=out("models/{variant}/seed{seed}/history.parquet"),
+        model=W.out(layout.MODEL),
+        history=W.out(layout.HISTORY),
         curve=report(
-            out("models/{variant}/seed{seed}/curve.png"),
+            W.out(layout.CURVE),
             caption="../report/train_curve.rst",
             category="Training",
             subcategory="{variant}",
             labels={"figure": "training curve", "seed": "{seed}"},
         ),
     log:
-        out("logs/train/{variant}/seed{seed}.log"),
+        W.log("train/{variant}/seed{seed}"),
     benchmark:
-        out("benchmarks/train/{variant}/seed{seed}.tsv")
+        W.benchmark("train/{variant}/seed{seed}")
     wildcard_constraints:
-        variant=static_variant_regex(),
+        variant=W.static_variant_regex(),
         seed=r"\d+",
     conda:
         "../../envs/avvp.yaml"
     params:
-        settings=train_settings_json,
-        flags=train_flags,
-        features=features_folder,
-        annotations=annotation_dir(),
-        allow_missing=allow_missing_flag,
+        settings=W.train_settings_json,
+        flags=W.train_flags,
+        features=W.features_folder,
+        annotations=W.annotation_dir(),
+        allow_missing=W.allow_missing_flag,
     shell:
         "avvp train --features-dir {params.features} --manifest {input.manifest}"
         " --annotations {params.annotations} --out {output.model}"
@@ -51,31 +50,31 @@ rule train:
 
 use rule train as train_denoised with:
     output:
-        model=out("models/{variant}/seed{seed}/model.pt"),
-        history=out("models/{variant}/seed{seed}/history.parquet"),
+        model=W.out(layout.MODEL),
+        history=W.out(layout.HISTORY),
         curve=report(
-            out("models/{variant}/seed{seed}/curve.png"),
+            W.out(layout.CURVE),
             caption="../report/train_curve.rst",
             category="Training",
             subcategory="{variant}",
             labels={"figure": "training curve", "seed": "{seed}"},
         ),
-        drops=out("models/{variant}/seed{seed}/drops.parquet"),
+        drops=W.out(layout.DROPS),
     wildcard_constraints:
-        variant=dynamic_variant_regex(),
+        variant=W.dynamic_variant_regex(),
         seed=r"\d+",
 
 
 rule predict:
     """Write a trained model's predictions for one split."""
     input:
-        unpack(predict_inputs),
+        unpack(W.predict_inputs),
     output:
-        predictions=out("predictions/{variant}/seed{seed}/{split}.npz"),
+        predictions=W.out(layout.PREDICTIONS),
     log:
-        out("logs/predict/{variant}/seed{seed}/{split}.log"),
+        W.log("predict/{variant}/seed{seed}/{split}"),
     benchmark:
-        out("benchmarks/predict/{variant}/seed{seed}/{split}.tsv")
+        W.benchmark("predict/{variant}/seed{seed}/{split}")
     wildcard_constraints:
         variant=r"[A-Za-z0-9_.]+",
         seed=r"\d+",
@@ -83,9 +82,9 @@ rule predict:
     conda:
         "../../envs/avvp.yaml"
     params:
-        settings=predict_settings_json,
-        features=features_folder,
-        allow_missing=allow_missing_flag,
+        settings=W.predict_settings_json,
+        features=W.features_folder,
+        allow_missing=W.allow_missing_flag,
     shell:
         "avvp predict --model {input.model} --features-dir {params.features}"
         " --manifest {input.manifest} --split {wildcards.split} --out {output.predictions}"

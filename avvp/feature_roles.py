@@ -1,0 +1,22 @@
+"""Feature roles: the named feature stores (``features/<role>.h5``) models read.
+
+Light on purpose (no torch): the workflow's DAG is built from these names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+#: The three standard roles (HAN's inputs): VGGish audio, 2-D frame and 3-D clip features.
+FEATURE_ROLES = ("audio", "frame", "clip")
+#: Input slot -> feature role, for models that declare none (HAN).
+STANDARD_ROLES = {role: role for role in FEATURE_ROLES}
+
+
+def model_roles(model: Mapping[str, Any]) -> dict[str, str]:
+    """Input slot (audio, frame, clip) -> the feature role a model of config section ``model``
+    reads there (VALOR may read ``model.audio_role`` / ``model.frame_role``)."""
+    m = dict(model)
+    if m.get("arch", "han") != "valor":
+        return dict(STANDARD_ROLES)
+    return {"audio": m.get("audio_role", "audio"), "frame": m.get("frame_role", "frame"), "clip": "clip"}
