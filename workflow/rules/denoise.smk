@@ -4,8 +4,6 @@
 # the demo's true labels), and the quality of the drops a dynamic variant recorded while training.
 
 
-
-
 rule noise_ratios:
     """Per-class noise ratios of the training labels (ratios.parquet and the official
     noise_ratios.npz), compared with the true ratios where the data set knows them."""

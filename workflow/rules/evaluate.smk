@@ -3,8 +3,6 @@
 # config evaluate.gate, or the variant's own where it has a recipe (avvp/experiments.py).
 
 
-
-
 rule evaluate:
     """Score predictions with the LLP protocol: metrics (JSON, Parquet), Table 1, per-class F1, timelines."""
     input:

@@ -4,8 +4,6 @@
 # Any one shard is its own target, e.g. results/demo/features/shards/frame/2.h5.
 
 
-
-
 if W.feature_config("official"):
 
     rule import_features:
@@ -39,12 +37,8 @@ else:
             manifest=W.out(layout.MANIFEST),
             clips=W.clip_lists(),
         output:
-            stores=update(
-                W.feature_stores(W.FEATURE_ROLES, layout.FEATURE_SHARD)
-            ),
-            failures=update(
-                W.feature_stores(W.FEATURE_ROLES, layout.FEATURE_FAILURES)
-            ),
+            stores=update(W.feature_stores(W.FEATURE_ROLES, layout.FEATURE_SHARD)),
+            failures=update(W.feature_stores(W.FEATURE_ROLES, layout.FEATURE_FAILURES)),
         log:
             W.log("features/extract_{shard}"),
         benchmark:
@@ -75,9 +69,7 @@ else:
                 manifest=W.out(layout.MANIFEST),
                 clips=W.clip_lists(),
             output:
-                stores=update(
-                    W.feature_stores(W.teacher_roles(), layout.FEATURE_SHARD)
-                ),
+                stores=update(W.feature_stores(W.teacher_roles(), layout.FEATURE_SHARD)),
                 failures=update(
                     W.feature_stores(W.teacher_roles(), layout.FEATURE_FAILURES)
                 ),
@@ -137,4 +129,3 @@ rule pool_frames:
         features=lambda wildcards, input: os.path.dirname(input.frame),
     shell:
         "avvp pool-frames --features-dir {params.features} --no-progress > {log} 2>&1"
-

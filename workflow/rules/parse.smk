@@ -6,8 +6,6 @@
 # (`snakemake parse`, or by default once parse.videos is set).
 
 
-
-
 if W.needs_download():
 
     rule download:
@@ -48,4 +46,3 @@ rule parse:
     shell:
         "avvp parse {input.videos:q} --model {input.model:q} --out {params.out:q}"
         " --settings '{params.settings}' {params.features} --no-progress > {log} 2>&1"
-

@@ -3,8 +3,6 @@
 # refine/ma/seed1/labels.parquet is made by models/baseline_c/seed1/model.pt.
 
 
-
-
 rule refine:
     """Modality-aware labels of the training videos from the registry's base model (the
     "refined labels" target; rebuild one alone with e.g. `snakemake <results>/<dataset>/refine/ma/seed1/labels.parquet`).

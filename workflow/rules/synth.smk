@@ -4,8 +4,6 @@
 # into MP4 clips <results>/<dataset>/clips/<id>.mp4 and lists them in clips/shard_<i>.parquet.
 
 
-
-
 if W.is_synth():
 
     rule synth_plan:

@@ -4,8 +4,6 @@
 # `experiments` are final targets.
 
 
-
-
 rule table:
     """One of the paper's tables: Markdown, CSV and grouped bars with std error bars."""
     input:
@@ -38,4 +36,3 @@ rule table:
     shell:
         "avvp table {wildcards.table} --results {params.results} --settings '{params.settings}'"
         " --out {output.md} > {log} 2>&1"
-

@@ -6,8 +6,6 @@
 # (eval/pseudo/<split>/). Not part of the default target: build `snakemake --cores 2 pseudo`.
 
 
-
-
 if W.pseudo_teacher() == "release":
 
     rule teach_release:

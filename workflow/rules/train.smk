@@ -9,8 +9,6 @@
 # pseudo/visual.parquet (the teachers' rules) and the feature roles their model declares.
 
 
-
-
 rule train:
     """Train HAN (optionally with MA's contrastive loss and refined labels) or VALOR (with the
     teachers' pseudo labels) for one variant and seed."""
