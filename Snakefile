@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 from avvp import layout, stale_lock
 from avvp.workflow import Workflow
 
-min_version("9.0")
+min_version("9.27")
 
 
 configfile: "config.yaml"

@@ -69,7 +69,7 @@ def held_lock_files(workflow) -> list[str]:
             f"{type(persistence).__name__}, Snakemake {version}; avvp is tested with the file "
             f"persistence backend of Snakemake {TESTED_SNAKEMAKE}.x). avvp's removal of a killed run's "
             f"stale lock (avvp/stale_lock.py) needs it: install the pinned Snakemake "
-            f"(pip install 'snakemake>={TESTED_SNAKEMAKE},<9.28'), or adapt held_lock_files to this release")
+            f"(pyproject.toml: snakemake>={TESTED_SNAKEMAKE}, next minor excluded), or adapt held_lock_files to this release")
     return [os.fspath(f) for f in locks.values()]
 
 

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
-from avvp.stale_lock import RECORDS, STATE, clear_stale, record_owner
+from avvp.stale_lock import RECORDS, STATE, TESTED_SNAKEMAKE, clear_stale, held_lock_files, record_owner
 
 
 def _locks(workdir: Path) -> list[Path]:
@@ -105,3 +107,55 @@ def test_unreadable_records_are_left_alone(tmp_path, text):
     bad.write_text(text)
     assert clear_stale(tmp_path) == []
     assert all(p.exists() for p in locks) and bad.exists()
+
+
+# ------------------------------------------- the one private access: workflow.persistence._lockfile
+
+def test_held_lock_files_on_the_installed_snakemake(tmp_path):
+    """A real Snakemake run: held_lock_files(workflow) in onstart names the lock files it holds.
+
+    Fails loudly (RuntimeError, or no lock files) when a Snakemake release changes the private
+    attribute; then adapt avvp.stale_lock.held_lock_files and the pin in pyproject.toml.
+    """
+    (tmp_path / "Snakefile").write_text(
+        "import json, os\n"
+        "from avvp.stale_lock import held_lock_files\n\n"
+        "onstart:\n"
+        "    files = held_lock_files(workflow)\n"
+        "    with open('held.json', 'w') as f:\n"
+        "        json.dump({'files': files, 'exist': [os.path.exists(x) for x in files]}, f)\n\n"
+        "rule a:\n"
+        "    output: 'a.txt'\n"
+        "    shell: 'echo done > {output}'\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--quiet"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    held = json.loads((tmp_path / "held.json").read_text())
+    assert held["files"], "Snakemake held no lock files it could name"
+    assert all(held["exist"])
+    assert all(Path(f).parent.name == "locks" and f.endswith(".lock") for f in held["files"])
+
+
+@pytest.mark.parametrize("persistence", [None, SimpleNamespace(), SimpleNamespace(_lockfile=["0.input.lock"]),
+                                         SimpleNamespace(_lockfile={"input": 3})])
+def test_held_lock_files_fails_loudly_when_the_attribute_changes(persistence):
+    with pytest.raises(RuntimeError, match=r"workflow\.persistence\._lockfile.*Snakemake"):
+        held_lock_files(SimpleNamespace(persistence=persistence))
+
+
+def test_held_lock_files_of_a_run_without_lock():
+    assert held_lock_files(SimpleNamespace(persistence=SimpleNamespace(_lockfile={}))) == []
+
+
+def test_snakemake_is_pinned_to_the_tested_series():
+    import snakemake
+
+    root = Path(__file__).resolve().parents[1]
+    major, minor = (int(x) for x in TESTED_SNAKEMAKE.split("."))
+    pin = f'"snakemake>={TESTED_SNAKEMAKE},<{major}.{minor + 1}"'
+    assert pin in (root / "pyproject.toml").read_text()
+    assert snakemake.__version__.startswith(f"{TESTED_SNAKEMAKE}."), (
+        f"installed Snakemake {snakemake.__version__}; avvp.stale_lock is tested with {TESTED_SNAKEMAKE}.x")
+    pinned = re.search(r"^snakemake==(\S+)$", (root / "envs" / "pinned.txt").read_text(), re.M)
+    assert pinned and pinned[1].startswith(f"{TESTED_SNAKEMAKE}.")
