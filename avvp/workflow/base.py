@@ -118,26 +118,16 @@ class WorkflowBase:
 
     # --------------------------------------------- params functions: folders of inputs and outputs
     @staticmethod
-    def parent_of_train_output(wildcards, output) -> str:
-        """The annotation folder a fetch writes into (params function)."""
-        return os.path.dirname(output.train)
+    def input_dir(name: str):
+        """A params function: the folder of the rule's input ``name``."""
+        return lambda wildcards, input: os.path.dirname(getattr(input, name))
 
     @staticmethod
-    def parent_of_annotations_input(wildcards, input) -> str:
-        """The annotation folder a rule reads (params function)."""
-        return os.path.dirname(input.annotations)
-
-    @staticmethod
-    def parent_of_manifest_output(wildcards, output) -> str:
-        """The data set's results folder (params function)."""
-        return os.path.dirname(output.manifest)
+    def output_dir(name: str):
+        """A params function: the folder of the rule's output ``name``."""
+        return lambda wildcards, output: os.path.dirname(getattr(output, name))
 
     @staticmethod
     def output_folder(wildcards, output) -> str:
         """The folder of a rule's first output (its other results go beside it)."""
         return os.path.dirname(output[0])
-
-    @staticmethod
-    def features_folder(wildcards, input) -> str:
-        """The folder holding the merged feature stores (the folder of input.audio)."""
-        return os.path.dirname(input.audio)

@@ -58,21 +58,6 @@ class SynthRules(WorkflowBase):
         section = self.config.get("synth", {})
         return compact_json({k: section[k] for k in synth_plan_keys() if k in section})
 
-    @staticmethod
-    def synth_plan_folder(wildcards, output) -> str:
-        """The annotation folder the plan rule writes."""
-        return os.path.dirname(output.plan)
-
-    @staticmethod
-    def synth_render_annotations(wildcards, input) -> str:
-        """The annotation folder the render rule reads."""
-        return os.path.dirname(input.plan)
-
-    @staticmethod
-    def synth_render_clips(wildcards, output) -> str:
-        """The clips folder the render rule writes into."""
-        return os.path.dirname(output.clips)
-
 
 class FeatureRules(WorkflowBase):
     """Feature extraction per shard and role, merging, pooling, or the official features' import."""

@@ -17,6 +17,34 @@ def _report(path: str, caption: str, category: str, subcategory: str, labels: di
     return report(path, caption=caption, category=category, subcategory=subcategory, labels=labels)
 
 
+class QualityReports(WorkflowBase):
+    """Quality reports that compare labels with the training truth (where the data set has it)."""
+
+    def truth_quality_outputs(self, patterns: tuple[str, str, str], caption: str, category: str,
+                              subcategory: str) -> dict:
+        """``quality`` (Parquet), ``quality_md`` and ``quality_png`` (both in the report) from the
+        layout ``patterns``, or nothing without training truth."""
+        if not self.has_train_truth():
+            return {}
+        parquet, md, png = patterns
+        return {
+            "quality": self.out(parquet),
+            "quality_md": _report(self.out(md), caption, category, subcategory,
+                                  {"seed": "{seed}", "file": "table"}),
+            "quality_png": _report(self.out(png), caption, category, subcategory,
+                                   {"seed": "{seed}", "file": "picture"}),
+        }
+
+    def quality_dir_arg(self, output_name: str):
+        """A params function: `--quality-dir <the folder of output ``output_name``>` where the data
+        set has training truth, else nothing."""
+        def arg(wildcards, output) -> str:
+            if not self.has_train_truth():
+                return ""
+            return f"--quality-dir {os.path.dirname(getattr(output, output_name))}"
+        return arg
+
+
 class TrainRules(WorkflowBase):
     """Training one variant and seed, and its predictions per split."""
 
@@ -113,7 +141,7 @@ class TrainRules(WorkflowBase):
         return compact_json({"device": self.variant_config(wildcards.variant)[0].get("device", "auto")})
 
 
-class RefineRules(WorkflowBase):
+class RefineRules(QualityReports):
     """MA's modality-aware label refinement."""
 
     def refine_base_model(self, wildcards) -> str:
@@ -126,25 +154,12 @@ class RefineRules(WorkflowBase):
 
     def refine_quality_outputs(self) -> dict:
         """The refinement-quality report files, where the data set has training truth."""
-        if not self.has_train_truth():
-            return {}
-        caption, category = "../report/refine_quality.rst", "Label refinement"
-        return {
-            "quality": self.out(layout.REFINE_QUALITY),
-            "quality_md": _report(self.out(layout.REFINE_QUALITY_MD), caption, category, "{name}",
-                                  {"seed": "{seed}", "file": "table"}),
-            "quality_png": _report(self.out(layout.REFINE_QUALITY_PNG), caption, category, "{name}",
-                                   {"seed": "{seed}", "file": "picture"}),
-        }
-
-    def refine_quality_arg(self, wildcards, output) -> str:
-        """`--quality-dir <the labels' folder>` where the data set has training truth."""
-        if not self.has_train_truth():
-            return ""
-        return f"--quality-dir {os.path.dirname(output.labels)}"
+        return self.truth_quality_outputs(
+            (layout.REFINE_QUALITY, layout.REFINE_QUALITY_MD, layout.REFINE_QUALITY_PNG),
+            "../report/refine_quality.rst", "Label refinement", "{name}")
 
 
-class DenoiseRules(WorkflowBase):
+class DenoiseRules(QualityReports):
     """JoMoLD's noise ratios, and the quality of the drops of a dynamic variant."""
 
     def ratio_inputs(self, wildcards) -> dict[str, str]:
@@ -181,22 +196,9 @@ class DenoiseRules(WorkflowBase):
 
     def ratio_quality_outputs(self) -> dict:
         """The comparison with the true ratios, where the data set has training truth."""
-        if not self.has_train_truth():
-            return {}
-        caption, category, sub = "../report/ratio_quality.rst", "Label denoising", "noise ratios {name}"
-        return {
-            "quality": self.out(layout.RATIO_QUALITY),
-            "quality_md": _report(self.out(layout.RATIO_QUALITY_MD), caption, category, sub,
-                                  {"seed": "{seed}", "file": "table"}),
-            "quality_png": _report(self.out(layout.RATIO_QUALITY_PNG), caption, category, sub,
-                                   {"seed": "{seed}", "file": "picture"}),
-        }
-
-    def ratio_quality_arg(self, wildcards, output) -> str:
-        """`--quality-dir <the ratios' folder>` where the data set has training truth."""
-        if not self.has_train_truth():
-            return ""
-        return f"--quality-dir {os.path.dirname(output.ratios)}"
+        return self.truth_quality_outputs(
+            (layout.RATIO_QUALITY, layout.RATIO_QUALITY_MD, layout.RATIO_QUALITY_PNG),
+            "../report/ratio_quality.rst", "Label denoising", "noise ratios {name}")
 
 
 class EvaluateRules(WorkflowBase):

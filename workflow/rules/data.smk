@@ -13,7 +13,7 @@ if not W.is_synth():
             "../../envs/avvp.yaml"
         params:
             url=config["data"].get("annotations_url", ""),
-            folder=W.parent_of_train_output,
+            folder=W.output_dir("train"),
         shell:
             "avvp annotations fetch --url {params.url} --out {params.folder} > {log} 2>&1"
 
@@ -37,8 +37,8 @@ rule manifest:
     conda:
         "../../envs/avvp.yaml"
     params:
-        folder=W.parent_of_annotations_input,
-        outdir=W.parent_of_manifest_output,
+        folder=W.input_dir("annotations"),
+        outdir=W.output_dir("manifest"),
         version=W.annotation_version(),
         clips=W.clips_param,
     shell:

@@ -25,7 +25,7 @@ rule noise_ratios:
     params:
         source=W.ratio_source_args,
         settings=W.ratio_settings_json,
-        quality=W.ratio_quality_arg,
+        quality=W.quality_dir_arg("ratios"),
     shell:
         "avvp noise-ratios --manifest {input.manifest} {params.source} --out {output.ratios}"
         " --npz {output.npz} --run-seed {wildcards.seed} --settings '{params.settings}'"
@@ -67,7 +67,7 @@ rule drop_quality:
     conda:
         "../../envs/avvp.yaml"
     params:
-        folder=lambda wildcards, output: os.path.dirname(output.quality),
+        folder=W.output_dir("quality"),
     shell:
         "avvp drop-quality --drops {input.drops} --manifest {input.manifest}"
         " --out-dir {params.folder} > {log} 2>&1"

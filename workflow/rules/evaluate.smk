@@ -45,8 +45,8 @@ rule evaluate:
     conda:
         "../../envs/avvp.yaml"
     params:
-        folder=lambda wildcards, input: os.path.dirname(input.annotations),
-        out_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+        folder=W.input_dir("annotations"),
+        out_dir=W.output_dir("metrics"),
         gate=W.evaluate_gate,
         timeline_videos=W.evaluate_timeline_videos,
         version=W.annotation_version(),

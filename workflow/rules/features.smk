@@ -126,6 +126,6 @@ rule pool_frames:
     conda:
         "../../envs/avvp.yaml"
     params:
-        features=lambda wildcards, input: os.path.dirname(input.frame),
+        features=W.input_dir("frame"),
     shell:
         "avvp pool-frames --features-dir {params.features} --no-progress > {log} 2>&1"

@@ -29,8 +29,8 @@ rule refine:
         "../../envs/avvp.yaml"
     params:
         settings=W.refine_settings_json,
-        features=W.features_folder,
-        quality=W.refine_quality_arg,
+        features=W.input_dir("audio"),
+        quality=W.quality_dir_arg("labels"),
     shell:
         "avvp refine --model {input.model} --features {params.features} --manifest {input.manifest}"
         " --out {output.labels} --run-seed {wildcards.seed} --settings '{params.settings}'"

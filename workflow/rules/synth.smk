@@ -16,7 +16,7 @@ if W.is_synth():
             "../../envs/avvp.yaml"
         params:
             settings=W.synth_plan_settings(),
-            folder=W.synth_plan_folder,
+            folder=W.output_dir("plan"),
         shell:
             "avvp synth plan --settings '{params.settings}' --out {params.folder} > {log} 2>&1"
 
@@ -35,9 +35,9 @@ if W.is_synth():
             "../../envs/avvp.yaml"
         params:
             settings=W.settings_json("synth"),
-            annotations=W.synth_render_annotations,
+            annotations=W.input_dir("plan"),
             shards=len(W.synth_shards()),
-            clips=W.synth_render_clips,
+            clips=W.output_dir("clips"),
         shell:
             "avvp synth render --annotations {params.annotations} --settings '{params.settings}'"
             " --shard {wildcards.shard} --shards {params.shards} --out {params.clips}"

@@ -24,10 +24,10 @@ if W.pseudo_teacher() == "release":
             "../../envs/avvp.yaml"
         params:
             folder=W.pseudo_config("release"),
-            annotations=W.parent_of_annotations_input,
+            annotations=W.input_dir("annotations"),
             version=W.annotation_version(),
-            features=lambda wildcards, output: os.path.dirname(output.clap),
-            pseudo=lambda wildcards, output: os.path.dirname(output.audio),
+            features=W.output_dir("clap"),
+            pseudo=W.output_dir("audio"),
         shell:
             "avvp teach release --folder {params.folder} --annotations {params.annotations}"
             " --version {params.version} --features-dir {params.features}"
@@ -50,7 +50,7 @@ else:
                 "../../envs/avvp.yaml"
             params:
                 modality=_modality,
-                annotations=W.parent_of_annotations_input,
+                annotations=W.input_dir("annotations"),
                 version=W.annotation_version(),
                 thresholds=W.thresholds_arg(_modality),
             shell:
@@ -72,7 +72,7 @@ if W.pseudo_teacher() == "standin":
             "../../envs/avvp.yaml"
         params:
             settings=W.standin_plan_json(),
-            folder=W.parent_of_train_output,
+            folder=W.output_dir("train"),
             prefix=W.standin_config("id_prefix", "P"),
         shell:
             "avvp synth plan --settings '{params.settings}' --out {params.folder}"
@@ -92,9 +92,9 @@ if W.pseudo_teacher() == "standin":
             "../../envs/avvp.yaml"
         params:
             settings=W.standin_render_json(),
-            annotations=W.synth_render_annotations,
+            annotations=W.input_dir("plan"),
             shards=len(W.standin_shards()),
-            clips=W.synth_render_clips,
+            clips=W.output_dir("clips"),
         shell:
             "avvp synth render --annotations {params.annotations} --settings '{params.settings}'"
             " --shard {wildcards.shard} --shards {params.shards} --out {params.clips}"
@@ -117,7 +117,7 @@ if W.pseudo_teacher() == "standin":
         threads: W.feature_config("threads", 2)
         params:
             settings=W.settings_json("features"),
-            pool=lambda wildcards, output: os.path.dirname(output.manifest),
+            pool=W.output_dir("manifest"),
         shell:
             "(avvp manifest {params.pool}/annotations --out {params.pool} --clips {params.pool}/clips"
             " && avvp extract --manifest {output.manifest} --role all --settings '{params.settings}'"
@@ -143,11 +143,11 @@ if W.pseudo_teacher() == "standin":
             "../../envs/avvp.yaml"
         params:
             settings=W.standin_teacher_json(),
-            annotations=W.parent_of_annotations_input,
+            annotations=W.input_dir("annotations"),
             pool=lambda wildcards, input: os.path.dirname(
                 os.path.dirname(input.pool[0])
             ),
-            features=lambda wildcards, input: os.path.dirname(input.pooled),
+            features=W.input_dir("pooled"),
         shell:
             "avvp teach standin --modality {wildcards.modality} --pool {params.pool}"
             " --features-dir {params.features} --annotations {params.annotations}"
@@ -172,9 +172,9 @@ rule score_pseudo:
     conda:
         "../../envs/avvp.yaml"
     params:
-        annotations=W.parent_of_annotations_input,
+        annotations=W.input_dir("annotations"),
         version=W.annotation_version(),
-        folder=lambda wildcards, output: os.path.dirname(output.metrics),
+        folder=W.output_dir("metrics"),
     shell:
         "avvp teach score --audio {input.audio} --visual {input.visual}"
         " --annotations {params.annotations} --version {params.version}"

@@ -36,7 +36,7 @@ rule train:
     params:
         settings=W.train_settings_json,
         flags=W.train_flags,
-        features=W.features_folder,
+        features=W.input_dir("audio"),
         annotations=W.annotation_dir(),
         allow_missing=W.allow_missing_flag,
     shell:
@@ -81,7 +81,7 @@ rule predict:
         "../../envs/avvp.yaml"
     params:
         settings=W.predict_settings_json,
-        features=W.features_folder,
+        features=W.input_dir("audio"),
         allow_missing=W.allow_missing_flag,
     shell:
         "avvp predict --model {input.model} --features-dir {params.features}"
