@@ -26,6 +26,7 @@ from . import parquet
 from .annotations import EVENT_COLUMNS, Annotations
 from .classes import CLASSES_FILE, LLP_CLASSES, load_classes
 from .errors import InputError
+from .feature_roles import FEATURE_ROLES as ROLES
 from .losses import modality_targets
 from .refine.table import modality_targets as table_targets
 from .refine.table import read_table as read_label_table
@@ -35,7 +36,6 @@ from .provenance import H5_ATTR
 
 log = logging.getLogger(__name__)
 
-ROLES = ("audio", "frame", "clip")
 #: Roles whose rows are a token map, not segments (CLAP's 2 x 32 grid): kept as stored, and the
 #: segment count comes from the clip store.
 TOKEN_MAP_ROLES = ("clap_audio",)

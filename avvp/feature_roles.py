@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 #: The three standard roles (HAN's inputs): VGGish audio, 2-D frame and 3-D clip features.
 FEATURE_ROLES = ("audio", "frame", "clip")
+#: The stores of VALOR's teachers (extracted only when asked for, ``features.teachers``).
+TEACHER_ROLES = ("clip_image", "clap_audio")
 #: Input slot -> feature role, for models that declare none (HAN).
 STANDARD_ROLES = {role: role for role in FEATURE_ROLES}
 

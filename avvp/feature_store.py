@@ -28,11 +28,10 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path
 from .errors import InputError
+from .feature_roles import FEATURE_ROLES, TEACHER_ROLES
 
 #: The three stores of a data set, and the columns of a failure table (``features/failures/``).
-ROLES = ("audio", "frame", "clip")
-#: The stores of VALOR's teachers (extracted only when asked for, ``features.teachers``).
-TEACHER_ROLES = ("clip_image", "clap_audio")
+ROLES = FEATURE_ROLES
 #: Every role ``avvp extract`` can extract.
 EXTRACT_ROLES = ROLES + TEACHER_ROLES
 FAILURE_COLUMNS = ("video_id", "stage", "reason")

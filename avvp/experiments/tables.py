@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .. import layout
+from .. import feature_roles, layout
 from ..errors import ConfigError
 from .variants import (get_ratio_target, get_variant, metrics_path, quality_path, ratio_quality_path,
                        tau_name, variant_settings)
@@ -49,7 +49,7 @@ TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "t
                                   "table1_baseline": "baseline", "truth": False, "denoising_oracle": False,
                                   "teacher_features": False, "published": False}
 #: The feature roles VALOR++ reads.
-TEACHER_ROLES = ("clap_audio", "clip_image")
+TEACHER_ROLES = feature_roles.TEACHER_ROLES
 
 
 def teacher_features(config: Mapping[str, Any]) -> bool:

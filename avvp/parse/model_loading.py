@@ -13,11 +13,12 @@ import torch
 
 from ..classes import LLP_CLASSES
 from ..errors import ConfigError, InputError
+from ..feature_roles import FEATURE_ROLES
 from .defaults import parse_command_settings
 
 log = logging.getLogger(__package__)  # "avvp.parse", as before the split into modules
 
-ROLES = ("audio", "frame", "clip")
+ROLES = FEATURE_ROLES
 
 
 @dataclass
