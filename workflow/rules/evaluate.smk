@@ -1,6 +1,6 @@
 # Stage rules: evaluate. Scores a model's predictions on one split with the LLP protocol
 # and writes metrics, the Table-1 layout and pictures for the report. The gate is
-# config evaluate.gate, or the variant's own where it has a recipe (avvp/experiments.py).
+# config evaluate.gate, or the variant's own where it has a recipe (avvp/experiments/variants.py).
 
 
 rule evaluate:

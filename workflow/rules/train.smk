@@ -1,6 +1,6 @@
 # Stage rules: train a model per experiment variant and seed, and write its predictions per split.
 # Variants (what is trained: contrastive loss, temperature, refined labels, recipe) come from the
-# registry in avvp/experiments.py, e.g. models/ma/seed1/model.pt trains on
+# registry in avvp/experiments/variants.py, e.g. models/ma/seed1/model.pt trains on
 # refine/ma/seed1/labels.parquet; a variant's model and train settings are config model and train
 # with its recipe (registry, then config recipes) applied, e.g. models/han/ trains 40 epochs,
 # select best. Dynamic label-denoising variants (JoMoLD: models/jomold/ trains with
