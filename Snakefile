@@ -7,7 +7,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from avvp import layout, stale_lock
-from avvp.workflow import Workflow
+from avvp.workflow import Workflow as AvvpWorkflow
 
 min_version("9.27")
 
@@ -19,7 +19,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 # Every input, params and output function of the rules (avvp/workflow/); settings that depend on
 # each other, names that become folders and config `recipes` are checked here, before any job runs.
-W = Workflow(config)
+# (The Snakefile runs in the namespace of the module snakemake.workflow: its names must not shadow
+# that module's own, such as its class Workflow; tests/test_workflow_module.py checks.)
+W = AvvpWorkflow(config)
 
 # A lock left by a killed Snakemake run is removed once that run and its jobs are gone, so the
 # same command resumes after a crash (avvp/stale_lock.py); each run records the lock it takes.

@@ -203,3 +203,49 @@ def test_the_literal_path_check_can_fail(tmp_path):
                                      if k.isupper() and isinstance(v, str)])
 def test_layout_patterns_are_relative(pattern):
     assert not pattern.startswith("/") and ".." not in pattern.split("/")
+
+
+def snakefile_imports(text: str) -> dict[str, str]:
+    """Name -> what it is bound to, for the import lines of a Snakefile."""
+    bound = {}
+    for line in text.splitlines():
+        m = re.match(r"from (\S+) import (.+)$", line)
+        if m:
+            for item in m[2].split(","):
+                name, _, alias = item.strip().partition(" as ")
+                bound[alias or name] = f"{m[1]}.{name}"
+        m = re.match(r"import (\S+)(?: as (\S+))?$", line)
+        if m:
+            bound[m[2] or m[1].split(".")[0]] = m[1]
+    return bound
+
+
+def shadowed(bound: dict[str, str]) -> list[str]:
+    """The names of ``bound`` that would replace a different global of snakemake.workflow (the
+    Snakefile runs in that module's namespace)."""
+    import importlib
+
+    import snakemake.api  # noqa: F401  (imports snakemake.workflow without a cycle)
+    import snakemake.workflow as smk
+
+    names = []
+    for name, target in bound.items():
+        if name in vars(smk):
+            module, _, attr = target.rpartition(".")
+            try:
+                value = getattr(importlib.import_module(module), attr) if module else importlib.import_module(attr)
+            except (ImportError, AttributeError):
+                value = importlib.import_module(target)
+            if value is not vars(smk)[name]:
+                names.append(name)
+    return names
+
+
+def test_the_snakefile_shadows_no_snakemake_global():
+    bound = snakefile_imports((ROOT / "Snakefile").read_text())
+    assert "AvvpWorkflow" in bound
+    assert shadowed(bound) == []
+
+
+def test_the_shadow_check_can_fail():
+    assert shadowed(snakefile_imports("from avvp.workflow import Workflow\n")) == ["Workflow"]
