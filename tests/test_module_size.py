@@ -10,8 +10,6 @@ MAX_LINES = 450
 ALLOWED_LONGER = {
     "train.py",
     "experiments.py",
-    "extract.py",
-    "feature_store.py",
 }
 
 
