@@ -17,7 +17,6 @@ same files, plus ``classes.txt`` and the true per-modality labels of its trainin
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -350,10 +349,3 @@ def write_tables(ann: Annotations, out_dir: str | Path) -> dict[str, Path]:
         written[name] = path
     return written
 
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -10,12 +10,15 @@ pay for importing every stage (torch alone takes seconds).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import pkgutil
 import sys
 import time
+from pathlib import Path
+from typing import Iterable, Iterator
 
 from . import __version__, commands, provenance
 from .atomic import FULL_ERRNOS, in_progress
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        provenance.begin(args.command, argv, args)
+        provenance.start(command_record(args.command, argv, args))
         result = args.func(args)
     except AvvpError as exc:
         print(f"avvp {args.command}: error: {exc}", file=sys.stderr)
@@ -132,6 +135,54 @@ def log_resources(command: str, started: float) -> None:
     cpu = sum(os.times()[:4])
     logging.getLogger("avvp.cli").info("avvp %s: %.1f s wall, %.1f s CPU, peak memory %.0f MB",
                                        command, time.perf_counter() - started, cpu, peak_memory_mb())
+
+
+
+def command_record(command: str, argv: Iterable[str], args) -> dict:
+    """The provenance record of a CLI command (:mod:`avvp.provenance`) from its parsed arguments:
+    its input files (an argument naming a file or a folder, or the command's own
+    ``provenance_inputs``), settings and seed."""
+    custom = getattr(args, "provenance_inputs", None)
+    inputs = list(custom(args)) if custom is not None else list(_argument_inputs(args))
+    settings = getattr(args, "settings", None)
+    if isinstance(settings, str):
+        with contextlib.suppress(Exception):
+            from .settings import parse_settings
+
+            settings = parse_settings(settings)
+    seed = next((getattr(args, k) for k in ("seed", "run_seed") if getattr(args, k, None) is not None), None)
+    return provenance.make_record(command, argv, settings, seed, inputs)
+
+
+def _argument_inputs(args) -> Iterator[Path]:
+    for dest, value in sorted(vars(args).items()):
+        if dest in provenance.OUTPUT_DESTS or callable(value):
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, (str, Path)) or not str(item) or "\n" in str(item):
+                continue
+            path = Path(item)
+            with contextlib.suppress(OSError):
+                if path.is_file():
+                    yield path
+                elif path.is_dir():
+                    yield from folder_inputs(path)
+
+
+def folder_inputs(folder: str | Path) -> list[Path]:
+    """The files of an input folder that a record checksums: its data files (not its media, not
+    hidden files); of a features folder the stores its readers use (the current pooled frame
+    store instead of ``frame.h5``)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix in provenance.DATA_SUFFIXES
+                   and not p.name.endswith(provenance.SIDECAR_SUFFIX))
+    if (folder / "audio.h5").is_file() and (folder / "frame.h5").is_file():
+        from .pooled import POOLED, frame_store
+
+        used = frame_store(folder)
+        files = [p for p in files if p.name not in ("frame.h5", POOLED) or p == used]
+    return files
 
 
 if __name__ == "__main__":

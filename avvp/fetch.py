@@ -7,9 +7,10 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from .annotations import LLP_SHA256, sha256
+from .annotations import LLP_SHA256
 from .atomic import atomic_path
 from .errors import InputError
+from .provenance import sha256
 
 log = logging.getLogger(__name__)
 

@@ -120,13 +120,18 @@ def _version(package: str) -> str | None:
         return None
 
 
-def sha256_file(path: str | Path) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
+def sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes (read in 1-MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             h.update(block)
-    return "sha256:" + h.hexdigest()
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes."""
+    return "sha256:" + sha256(path)
 
 
 # ------------------------------------------------------------------------------- record
@@ -145,19 +150,10 @@ def make_record(command: str | None, argv: Iterable[str] = (), settings: Any = N
     return json.loads(json.dumps(record, default=str))
 
 
-def begin(command: str, argv: Iterable[str], args) -> dict:
-    """Make the record of a CLI command from its parsed arguments and make it the current one."""
-    custom = getattr(args, "provenance_inputs", None)
-    inputs = list(custom(args)) if custom is not None else list(_argument_inputs(args))
-    settings = getattr(args, "settings", None)
-    if isinstance(settings, str):
-        with contextlib.suppress(Exception):
-            from .settings import parse_settings
-
-            settings = parse_settings(settings)
-    seed = next((getattr(args, k) for k in ("seed", "run_seed") if getattr(args, k, None) is not None), None)
+def start(record: dict) -> dict:
+    """Make ``record`` the current one (a CLI command's, built by :func:`avvp.cli.command_record`)."""
     global _current
-    _current = make_record(command, argv, settings, seed, inputs)
+    _current = record
     return _current
 
 
@@ -165,36 +161,6 @@ def end() -> None:
     """Forget the current record (the command has ended)."""
     global _current
     _current = None
-
-
-def _argument_inputs(args) -> Iterator[Path]:
-    for dest, value in sorted(vars(args).items()):
-        if dest in OUTPUT_DESTS or callable(value):
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if not isinstance(item, (str, Path)) or not str(item) or "\n" in str(item):
-                continue
-            path = Path(item)
-            with contextlib.suppress(OSError):
-                if path.is_file():
-                    yield path
-                elif path.is_dir():
-                    yield from folder_inputs(path)
-
-
-def folder_inputs(folder: str | Path) -> list[Path]:
-    """The files of an input folder that a record checksums: its data files (not its media, not
-    hidden files); of a features folder the stores its readers use (the current pooled frame
-    store instead of ``frame.h5``)."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix in DATA_SUFFIXES and not p.name.endswith(SIDECAR_SUFFIX))
-    if (folder / "audio.h5").is_file() and (folder / "frame.h5").is_file():
-        from .pooled import POOLED, frame_store
-
-        used = frame_store(folder)
-        files = [p for p in files if p.name not in ("frame.h5", POOLED) or p == used]
-    return files
 
 
 def current() -> dict | None:
@@ -275,60 +241,6 @@ def embed(tmp: Path, target: Path, mode: str | None) -> None:
             if info.filename not in zf.namelist():
                 zf.writestr(info, buf.getvalue())
     # .pt: :func:`avvp.checkpoint.save_torch` puts the record in the saved dict itself.
-
-
-def read(path: str | Path) -> dict:
-    """The provenance record of an output (embedded or in its sidecar).
-
-    Raises:
-        InputError: the file is missing, or holds no record (and has no sidecar), or its sidecar
-            describes other bytes (left by an interrupted run).
-    """
-    from .errors import InputError
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    side = sidecar_path(path)
-    if side.exists():
-        doc = json.loads(side.read_text())
-        actual = sha256_file(path)
-        if doc.get("output_sha256") != actual:
-            raise InputError(side, f"this provenance record describes other bytes than {path.name} "
-                                   f"({doc.get('output_sha256')} vs {actual}): the file was rewritten "
-                                   "without provenance or by an interrupted run")
-        return doc
-    suffix = path.suffix.lower()
-    found: str | None = None
-    try:
-        if suffix == ".h5":
-            from .feature_store import read_attrs
-
-            found = read_attrs(path).get(H5_ATTR)
-        elif suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            meta = pq.read_schema(path).metadata or {}
-            found = meta.get(PARQUET_KEY, b"").decode() or None
-        elif suffix == ".npz":
-            import numpy as np
-
-            with np.load(path, allow_pickle=False) as data:
-                found = str(data[NPZ_KEY]) if NPZ_KEY in data.files else None
-        elif suffix == ".pt":
-            from .checkpoint import load_torch
-
-            payload = load_torch(path)
-            if isinstance(payload, Mapping):
-                value = payload.get(PT_KEY) or (payload.get("meta") or {}).get(PT_KEY)
-                found = None if value is None else text(value)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - each format's reader raises its own types
-        raise InputError(path, f"cannot read its provenance: {exc}") from None
-    if not found:
-        raise InputError(path, "holds no provenance record (written by an older avvp, or not by avvp)")
-    return json.loads(found)
 
 
 def describe(record: Mapping) -> str:

@@ -39,11 +39,12 @@ import numpy as np
 from tqdm import tqdm
 
 from .annotations import (DENSE_FILES, FULL_FILE, SPLIT_FILES, TRAIN_TRUTH_FILES, Annotations,
-                          read_llp, sha256, youtube_id)
+                          read_llp, youtube_id)
 from .atomic import atomic_path, write_json, write_text
 from .errors import ConfigError, InputError
 from .import_features import OFFICIAL
 from .jsonfile import read_json
+from .provenance import sha256
 from .settings import merge_settings, require_range
 
 log = logging.getLogger(__name__)

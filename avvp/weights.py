@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from .annotations import sha256
+from .provenance import sha256
 from .errors import ConfigError, InputError, MissingWeightsError
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from avvp.annotations import (
     parse_window,
     read_dense,
     read_llp,
-    sha256,
     write_tables,
 )
 from avvp.classes import LLP_CLASSES, write_classes
 from avvp.errors import InputError
+from avvp.provenance import sha256
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_fault_matrix import BY_NAME, _argv, _run_here
 
-from avvp import provenance
+from avvp import provenance, provenance_read
 from avvp.errors import InputError, StorageError
 
 
@@ -26,16 +26,16 @@ def test_every_kind_of_output_carries_its_record(reference):
                "ratios/noise_ratios.npz", "pred/test.npz", "eval/baseline/seed1/test/metrics.json",
                "tables/table1.md", "imported/audio.h5", "parsed/summary.csv"]
     for name in outputs:
-        record = provenance.read(ref / name)
+        record = provenance_read.read(ref / name)
         assert record["format"] == "avvp-provenance" and record["code"].startswith("sha256:"), name
         assert record["avvp_version"] and "git_commit" in record, name
-    model = provenance.read(ref / "models/base/model.pt")
+    model = provenance_read.read(ref / "models/base/model.pt")
     assert model["command"] == "train" and model["seed"] == 1
     assert model["settings"]["train"]["epochs"] == 3
     assert model["inputs"]["manifest.parquet"] == provenance.sha256_file(ref / "manifest.parquet")
     assert set(model["inputs"]) == {"manifest.parquet", "features/audio.h5", "features/frame.h5",
                                     "features/clip.h5"}
-    table = provenance.read(ref / "tables/table1.md")
+    table = provenance_read.read(ref / "tables/table1.md")
     assert set(table["inputs"]) == {"eval/baseline/seed1/test/metrics.json", "eval/ma/seed1/test/metrics.json"}
     # the official npz keeps exactly its two arrays: its record is a sidecar
     assert (ref / "ratios/noise_ratios.npz.provenance.json").exists()
@@ -53,9 +53,9 @@ def test_avvp_provenance_prints_and_checks(reference, tmp_path, capsys):
     metrics = work / "eval/baseline/seed1/test/metrics.json"
     metrics.write_text(metrics.read_text() + " ")  # rewritten without its record
     with pytest.raises(InputError, match="describes other bytes than metrics.json"):
-        provenance.read(metrics)
+        provenance_read.read(metrics)
     with pytest.raises(InputError, match="holds no provenance record"):
-        provenance.read(reference["feats"] / "vggish" / os.listdir(reference["feats"] / "vggish")[0])
+        provenance_read.read(reference["feats"] / "vggish" / os.listdir(reference["feats"] / "vggish")[0])
 
 
 def test_checkpoint_from_other_code_is_set_aside_and_retrained(reference, tmp_path, caplog):

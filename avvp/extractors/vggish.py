@@ -133,7 +133,7 @@ def load_pca(spec: str) -> tuple[np.ndarray, np.ndarray, str]:
                           "parameters file (or 'pretrained')")
     source = PCA_URL if str(spec).lower() == "pretrained" else str(spec)
     if not is_url(source) and Path(source).suffix == ".npz" and Path(source).is_file():
-        from ..annotations import sha256
+        from ..provenance import sha256
         with np.load(source) as data:
             params = {k: data[k] for k in data.files}
         identity = sha256(source)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ..annotations import sha256
+from ..provenance import sha256
 from ..errors import InputError, MissingWeightsError
 from ..weights import seeded
 from .clap_keys import load_converted, read_laion_checkpoint
