@@ -98,6 +98,12 @@ def _errors(instance: Any, node_schema: Mapping, where: str) -> list[str]:
     out = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         path = ".".join([where] * bool(where) + [str(p) for p in error.absolute_path])
+        known = error.schema.get("properties") if error.validator == "additionalProperties" else None
+        if isinstance(known, Mapping) and isinstance(error.instance, Mapping):
+            for key in sorted(set(error.instance) - set(known)):
+                out.append(f"unknown setting '{'.'.join(filter(None, [path, str(key)]))}' "
+                           f"(known: {', '.join(known)})")
+            continue
         out.append(f"{path or 'config'}: {error.message}")
     return out
 
@@ -133,6 +139,27 @@ def complete_section(name: str, given: str | Mapping | None = None) -> dict:
     if problems:
         raise ConfigError("; ".join(problems))
     return out
+
+
+class Completed(dict):
+    """Settings sections already completed and checked by :func:`complete_sections`: handing
+    them to it again returns them as they are, so a command checks its settings once."""
+
+
+def complete_sections(given: str | Mapping | None, names: tuple[str, ...]) -> Completed:
+    """``{name: section}`` for each of ``names`` from a ``--settings`` value holding some of them
+    (e.g. ``{"model": ..., "train": ...}``), each completed by :func:`complete_section`.
+
+    Raises:
+        ConfigError: a section that is not one of ``names``, or a bad setting, named.
+    """
+    if isinstance(given, Completed) and tuple(given) == tuple(names):
+        return given
+    values = parse_settings(given)
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown settings section(s) {', '.join(unknown)} (known: {', '.join(names)})")
+    return Completed((name, complete_section(name, values.get(name) or {})) for name in names)
 
 
 def section(config: Mapping[str, Any], name: str) -> dict:
