@@ -12,12 +12,13 @@ from typing import Any, Mapping
 from torch import nn
 
 from .errors import ConfigError
+from .settings import default
 from .model import HAN, HANConfig
 from .valor.model import VALOR, VALORConfig
 
 ARCHS = ("han", "valor")
-#: Keys of config ``model`` that only VALOR reads, with the value HAN requires.
-VALOR_ONLY = {"num_layers": 1, "audio_role": "audio", "frame_role": "frame"}
+#: Keys of config ``model`` that only VALOR reads, with the value HAN requires (their defaults).
+VALOR_ONLY = {key: default(f"model.{key}") for key in ("num_layers", "audio_role", "frame_role")}
 #: Keys of config ``model`` that only HAN reads (VALOR ignores them).
 HAN_ONLY = ("cross_attention", "visual_dropout")
 #: Input slot -> feature role, for models that declare none (HAN).
@@ -76,6 +77,7 @@ def input_roles(model_or_config: Any) -> dict[str, str]:
 def model_roles(model: Mapping[str, Any]) -> dict[str, str]:
     """:func:`input_roles` of config section ``model``."""
     m = dict(model)
-    if m.get("arch", "han") != "valor":
+    if m.get("arch", default("model.arch")) != "valor":
         return dict(STANDARD_ROLES)
-    return {"audio": m.get("audio_role", "audio"), "frame": m.get("frame_role", "frame"), "clip": "clip"}
+    return {"audio": m.get("audio_role", VALOR_ONLY["audio_role"]),
+            "frame": m.get("frame_role", VALOR_ONLY["frame_role"]), "clip": "clip"}

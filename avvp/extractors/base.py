@@ -105,9 +105,10 @@ class Extractor(ABC):
         self.configure(settings, device, missing_audio, audio_tolerance, engine, audio_min_coverage)
         self.dim = 0
         self.head_prefixes: tuple[str, ...] = ()
+        # settings: the extractor's own default (a teacher's settings have no seed)
         weights = resolve_weights(self.settings.get("weights"), self.settings.get("seed", 0),
                                   self.weights_url(), what=f"{self.settings['extractor']} weights")
-        with seeded(self.settings.get("seed", 0)):
+        with seeded(self.settings.get("seed", 0)):  # settings: the extractor's own default
             model = self.build_model()
         if weights.state_dict is not None:
             load_into(model, weights.state_dict, weights.source, self.head_prefixes)
