@@ -32,8 +32,17 @@ ALLOWED = {
     ("workflow/rules/data.smk", "annotation_version"),
     ("workflow/rules/evaluate.smk", "annotation_version"),
     ("workflow/rules/evaluate_functions.smk", "gate"),
+    ("workflow/rules/features.smk", "threads"),
+    ("workflow/rules/features.smk", "shards"),
+    ("workflow/rules/features_functions.smk", "shards"),
+    ("workflow/rules/teach.smk", "threads"),
     ("workflow/rules/evaluate_functions.smk", "timeline_videos"),
+    ("workflow/rules/parse_functions.smk", "out"),
     ("workflow/rules/synth_functions.smk", "shards"),
+    ("workflow/rules/teach.smk", "id_prefix"),
+    ("workflow/rules/teach_functions.smk", "teacher"),
+    ("workflow/rules/teach_functions.smk", "shards"),
+    ("workflow/rules/teach_functions.smk", "score_splits"),
     ("workflow/rules/teach.smk", "annotation_version"),
     ("workflow/rules/train_functions.smk", "tau"),
     ("workflow/rules/train_functions.smk", "device"),
@@ -171,7 +180,8 @@ def python_defaults(path: Path, names: set[str]) -> list[tuple[str, str]]:
     return [(name, where) for name, where in found if not _marked(lines, int(where.split(":")[1]))]
 
 
-_SMK_GET = re.compile(r"""\.get\(\s*["'](\w+)["']\s*,\s*(?!None\s*\))([^)\s][^)]*)\)""")
+# .get("key", fallback), and the rules' own getters: feature_config("key", fallback)
+_SMK_GET = re.compile(r"""(?:\.get|\b\w+_config)\(\s*["'](\w+)["']\s*,\s*(?!None\s*\))([^)\s][^)]*)\)""")
 
 
 def workflow_defaults(path: Path, names: set[str]) -> list[tuple[str, str]]:
@@ -219,10 +229,10 @@ def test_the_duplicate_scan_can_fail(tmp_path):
         'def f(s):\n    return s.get("warm_up_epoch", 0.9), dict(lr=3e-4, epochs=12), s.get("seed")\n'
         'RECIPE = {"epochs": 60, "lr": 1e-4, "loss": "valor"}  # settings: a recipe, not defaults\n')
     (tmp_path / "workflow" / "rules" / "x.smk").write_text(
-        'N = config["features"].get("shards", 1)\nM = config.get("parse", {})\n')
+        'N = config["features"].get("shards", 1)\nM = config.get("parse", {})\nT = feature_config("threads", 2)\n')
     found, allowed = default_duplicates(tmp_path)
     text = "\n".join(found)
     assert "a dict of defaults (shards, threads, prefetch)" in text
     assert ".get('warm_up_epoch', 0.9)" in text and "dict(lr, epochs=...)" in text
-    assert 'x.smk:1: .get("shards", 1)' in text
+    assert 'x.smk:1: .get("shards", 1)' in text and 'x.smk:3: feature_config("threads", 2)' in text
     assert "seed" not in text and "parse" not in text and "RECIPE" not in text and not allowed
