@@ -118,10 +118,6 @@ def complete(config: Mapping[str, Any] | None) -> dict:
 
     out = _fill(copy.deepcopy(dict(config or {})), _schema())
     problems = _errors(out, _schema(), "")
-    for name, recipe in (out.get("recipes") or {}).items():
-        for part, given in (recipe or {}).items() if isinstance(recipe, Mapping) else ():
-            if part in ("model", "train", "evaluate"):
-                problems += _errors(given, _without_defaults(node(part)), f"recipes.{name}.{part}")
     if not problems:
         problems = config_problems(out)
     if problems:
@@ -167,6 +163,13 @@ def section(config: Mapping[str, Any], name: str) -> dict:
     if name not in config:
         raise ConfigError(f"the config has no section '{name}' (complete it first: avvp.settings.complete)")
     return copy.deepcopy(config[name])
+
+
+def override_problems(name: str, given: Any, where: str) -> list[str]:
+    """Problems of ``given`` as an override of section ``name`` (checked, not filled)."""
+    if name not in ("model", "train", "evaluate"):
+        return [f"{where}: not a section a recipe may override (model, train, evaluate)"]
+    return _errors(given, _without_defaults(node(name)), where)
 
 
 def _without_defaults(node_schema: Any) -> Any:
