@@ -61,6 +61,18 @@ def test_generated_files_are_up_to_date():
                                           f"edit avvp/config.schema.yaml, not the file, and run `avvp config-doc`")
 
 
+def test_config_doc_command_writes_and_checks(tmp_path, capsys):
+    from avvp.cli import main
+
+    assert main(["config-doc", "--check", "--root", str(REPO)]) == 0
+    assert main(["config-doc", "--check", "--root", str(tmp_path)]) == 1
+    assert "config.yaml: differs from the settings schema" in capsys.readouterr().out
+    assert main(["config-doc", "--root", str(tmp_path)]) == 0
+    assert (tmp_path / "config.yaml").read_text() == (REPO / "config.yaml").read_text()
+    assert main(["config-doc", "--check", "--root", str(tmp_path)]) == 0
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary left
+
+
 def test_config_yaml_is_the_default_config():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     assert config == settings.defaults()

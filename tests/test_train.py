@@ -383,3 +383,15 @@ def test_cli_errors_name_the_problem(tiny, tmp_path, capsys):
     assert rc == 1
     assert "audio.h5: audio features are 6-d but the model expects 7-d" in capsys.readouterr().err
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_avvp_train_completes_its_settings_once(tiny, tmp_path, monkeypatch):
+    import avvp.settings as S
+
+    calls = []
+    real = S.complete_sections
+    monkeypatch.setattr(S, "complete_sections", lambda *a, **k: calls.append(a) or real(*a, **k))
+    rc = cli_main(["train", "--features-dir", str(tiny["features"]), "--manifest", str(tiny["manifest"]),
+                   "--out", str(tmp_path / "model.pt"), "--no-progress",
+                   "--settings", '{"model": {"d_model": 16, "dim_feedforward": 16}, "train": {"epochs": 1}}'])
+    assert rc == 0 and len(calls) == 1
