@@ -13,12 +13,13 @@ from torch import nn
 
 from .errors import ConfigError
 from .feature_roles import STANDARD_ROLES, model_roles  # noqa: F401  (model_roles: re-exported)
+from .settings import default
 from .model import HAN, HANConfig
 from .valor.model import VALOR, VALORConfig
 
 ARCHS = ("han", "valor")
-#: Keys of config ``model`` that only VALOR reads, with the value HAN requires.
-VALOR_ONLY = {"num_layers": 1, "audio_role": "audio", "frame_role": "frame"}
+#: Keys of config ``model`` that only VALOR reads, with the value HAN requires (their defaults).
+VALOR_ONLY = {key: default(f"model.{key}") for key in ("num_layers", "audio_role", "frame_role")}
 #: Keys of config ``model`` that only HAN reads (VALOR ignores them).
 HAN_ONLY = ("cross_attention", "visual_dropout")
 

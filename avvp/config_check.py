@@ -10,7 +10,9 @@ lists every problem, instead of failing inside a job after hours of work:
 * ``features.frame.crop`` is at most ``features.frame.size`` (the crop is cut from the resized
   frame), unless ``features.official`` imports the official features instead;
 * ``synth`` (for ``data.source: synth``) passes the demo generator's own checks, which include
-  ``events_per_video`` against ``n_classes`` and even frame sizes.
+  ``events_per_video`` against ``n_classes``;
+* every per-variant override in ``recipes`` is a valid part of its section (``model``, ``train``,
+  ``evaluate``) of the settings definition; overrides are checked, never filled with defaults.
 
 Light on purpose: it imports torch only when a frame setting is left to the extractor's default.
 """
@@ -26,7 +28,7 @@ from .paths import name_problem
 def config_problems(config: Mapping[str, Any]) -> list[str]:
     """Every problem of ``config`` that this module checks (empty: none)."""
     problems = []
-    for check in (_dataset, _parse_out, _frame_crop, _synth):
+    for check in (_dataset, _parse_out, _frame_crop, _synth, _recipes):
         problem = check(config)
         if problem:
             problems.append(problem)
@@ -92,3 +94,16 @@ def _synth(config: Mapping[str, Any]) -> str | None:
     except AvvpError as exc:
         return str(exc)
     return None
+
+
+def _recipes(config: Mapping[str, Any]) -> str | None:
+    from .settings import override_problems
+
+    problems = []
+    for name, recipe in (config.get("recipes") or {}).items():
+        if not isinstance(recipe, Mapping):
+            problems.append(f"recipes.{name} must be a mapping of model, train, evaluate")
+            continue
+        for part, given in recipe.items():
+            problems += override_problems(part, given, f"recipes.{name}.{part}")
+    return "; ".join(problems) or None

@@ -277,6 +277,7 @@ def _write_timeline(path: Path, result: Result, ann: Annotations, pred: Predicti
     row = {v: i for i, v in enumerate(pred.video_ids)}
     idx = np.array([row[v] for v in chosen], dtype=np.int64)
     sub = {name: np.asarray(getattr(pred, name))[idx] for name in ARRAYS}
+    # settings: a record's fallback (results written before the gate and threshold were recorded)
     pa, pv = binarize(sub, result.meta.get("gate", "han"), result.meta.get("threshold", 0.5))
     scores = result.per_video.set_index("video_id").loc[list(chosen)]
     subtitles = [f"segment F1 audio {r.segment_audio * 100:.1f}, visual {r.segment_visual * 100:.1f}, "

@@ -46,62 +46,16 @@ from .extract_loop import _finish, _plan, _Role, _run
 from .extract_shards import (MANIFEST_COLUMNS, TABLE_COLUMNS, JobReport, ShardReport, check_unique, inputs_identity,
                              partial_path, read_manifest, shard_rows)
 from .extractors import create_extractor
-from .extractors.base import AUDIO_MIN_COVERAGE, AUDIO_TOLERANCE_S
-from .extractors.engine import check_engine
-from .feature_store import EXTRACT_ROLES, TEACHER_ROLES
-from .prefetch import MODES
-from .settings import merge_settings, parse_settings, require_range
+from .feature_store import EXTRACT_ROLES
+from .settings import complete_section
 
 log = logging.getLogger(__name__)
 
-#: The ``features`` config section; role sections are checked by their extractor.
-DEFAULTS = {
-    "shards": 4,
-    "device": "auto",
-    # model inputs per forward pass: one number for every role, or one per role (the fastest per
-    # unit on 2 CPU cores; smaller batches also compile faster, see docs/benchmarks.md)
-    "batch_size": {"audio": 20, "frame": 20, "clip": 5, "clip_image": 10, "clap_audio": 11},
-    "missing_audio": "error",
-    "audio_tolerance": AUDIO_TOLERANCE_S,
-    "audio_min_coverage": AUDIO_MIN_COVERAGE,
-    "engine": "jit",
-    "threads": 2,
-    "workers": 1,
-    "loader": "thread",
-    "prefetch": 4,
-    "checkpoint_every": 16,
-    "official": None,
-    "audio": {},
-    "frame": {},
-    "clip": {},
-    # VALOR's teachers (docs/teachers.md): extracted by the workflow only when listed here
-    "teachers": [],
-    "clip_image": {},
-    "clap_audio": {},
-}
-
-
 def feature_settings(given: str | Mapping | None) -> dict:
-    """The ``features`` settings (``--settings`` value) merged over :data:`DEFAULTS`, checked."""
-    settings = merge_settings(DEFAULTS, parse_settings(given), "features")
-    for key in ("shards", "threads", "workers", "prefetch", "checkpoint_every"):
-        require_range(f"features.{key}", settings[key], 1)
-    for role in EXTRACT_ROLES:
-        require_range(f"features.batch_size ({role})", role_batch(settings, role), 1)
-    teachers = settings["teachers"] or []
-    if not isinstance(teachers, list) or any(t not in TEACHER_ROLES for t in teachers):
-        raise ConfigError(f"features.teachers must be a list of some of {', '.join(TEACHER_ROLES)}, "
-                          f"got {teachers!r}")
-    require_range("features.audio_tolerance", settings["audio_tolerance"], 0)
-    require_range("features.audio_min_coverage", settings["audio_min_coverage"], 0, 1)
-    if settings["loader"] not in MODES:
-        raise ConfigError(f"features.loader must be one of {', '.join(MODES)}, "
-                          f"got {settings['loader']!r}")
-    if settings["missing_audio"] not in ("error", "silence"):
-        raise ConfigError(f"features.missing_audio must be error or silence, "
-                          f"got {settings['missing_audio']!r}")
-    check_engine(settings["engine"], "features")
-    return settings
+    """The ``features`` settings (a ``--settings`` value) completed with the defaults of the
+    settings definition (:mod:`avvp.settings`) and checked; role sections are checked again by
+    their extractor, which fills in its own defaults (``defaults`` of the extractor class)."""
+    return complete_section("features", given)
 
 
 def role_batch(settings: Mapping, role: str) -> int:
@@ -203,6 +157,6 @@ def extract_shard(manifest: pd.DataFrame, role: str, settings: Mapping, shard: i
     return report.roles[role]
 
 
-__all__ = ["DEFAULTS", "MANIFEST_COLUMNS", "TABLE_COLUMNS", "JobReport", "ShardReport", "build_extractors",
+__all__ = ["MANIFEST_COLUMNS", "TABLE_COLUMNS", "JobReport", "ShardReport", "build_extractors",
            "check_unique", "extract_job", "extract_shard", "feature_settings", "inputs_identity", "partial_path",
            "read_manifest", "role_batch", "shard_rows"]

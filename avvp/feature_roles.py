@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .settings import default
+
 #: The three standard roles (HAN's inputs): VGGish audio, 2-D frame and 3-D clip features.
 FEATURE_ROLES = ("audio", "frame", "clip")
 #: The stores of VALOR's teachers (extracted only when asked for, ``features.teachers``).
@@ -19,6 +21,7 @@ def model_roles(model: Mapping[str, Any]) -> dict[str, str]:
     """Input slot (audio, frame, clip) -> the feature role a model of config section ``model``
     reads there (VALOR may read ``model.audio_role`` / ``model.frame_role``)."""
     m = dict(model)
-    if m.get("arch", "han") != "valor":
+    if m.get("arch", default("model.arch")) != "valor":
         return dict(STANDARD_ROLES)
-    return {"audio": m.get("audio_role", "audio"), "frame": m.get("frame_role", "frame"), "clip": "clip"}
+    return {"audio": m.get("audio_role", default("model.audio_role")),
+            "frame": m.get("frame_role", default("model.frame_role")), "clip": "clip"}

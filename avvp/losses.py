@@ -211,14 +211,13 @@ def training_loss(out: HANOutput, y: torch.Tensor, y_global: torch.Tensor | None
         total = value if total is None else total + value
     c = None
     if contrastive is not None:
-        visual = contrastive.get("visual", "pre")
+        # train.contrastive, completed by avvp.settings in a run; a library caller may leave keys out,
+        # which then take the official values: contrastive_loss's own, and these two
+        visual = contrastive.get("visual", "pre")  # settings: library default (the official value)
         if visual not in CONTRASTIVE_VISUAL:
             raise ValueError(f"contrastive visual = {visual!r} (known: {', '.join(CONTRASTIVE_VISUAL)})")
         v_feat = out.v_feat_pre if visual == "pre" else out.v_feat
-        c = contrastive_loss(out.a_feat, v_feat, tau=contrastive.get("tau", 0.2),
-                             smoothing=contrastive.get("smoothing", 0.1),
-                             negatives=contrastive.get("negatives", "video"),
-                             symmetric=contrastive.get("symmetric", False),
-                             loss=contrastive.get("loss", "ce"))
-        total = total + contrastive.get("weight", 1.0) * c
+        given = {k: contrastive[k] for k in ("tau", "smoothing", "negatives", "symmetric", "loss") if k in contrastive}
+        c = contrastive_loss(out.a_feat, v_feat, **given)
+        total = total + contrastive.get("weight", 1.0) * c  # settings: library default (official)
     return LossTerms(total, g, a, v, c)

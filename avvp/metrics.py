@@ -31,8 +31,6 @@ import pandas as pd
 
 GATES = ("han", "ma")
 LEVELS = ("segment", "event")
-#: Scored streams: the three modalities and Event@AV (audio and visual counts pooled per class).
-STREAMS = ("audio", "visual", "av", "event")
 #: Keys of :attr:`Result.overall`, in table order, e.g. ``segment_audio`` ... ``event_event``.
 METRICS = tuple(f"{level}_{s}" for level in LEVELS for s in ("audio", "visual", "av", "type", "event"))
 STREAM_LABELS = {"audio": "audio", "visual": "visual", "av": "audio-visual",

@@ -74,15 +74,6 @@ def name_problem(text: object, what: str = "name") -> str | None:
     return None
 
 
-def check_name(text: object, what: str = "name", path: str | Path | None = None,
-               line: int | None = None) -> str:
-    """``text`` if it is a safe name; else InputError naming ``path`` and ``line``."""
-    problem = name_problem(text, what)
-    if problem is not None:
-        raise InputError(path, problem, line)
-    return text  # type: ignore[return-value]
-
-
 def child(folder: str | Path, name: object, suffix: str = "", *, source: str | Path | None = None,
           line: int | None = None, what: str = "name", youtube: bool = False) -> Path:
     """``folder / (name + suffix)``, refused unless it is one safe entry inside ``folder``.

@@ -17,12 +17,15 @@ from .device import resolve_device
 from .errors import ConfigError, InputError
 from .model import HAN
 from .predictions import Predictions
-from .settings import merge_settings, require_range
+from .settings import default, merge_settings, require_range
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {"device": "auto", "batch_size": 64, "nhead": 1,
-                            "expect": None}  # a VALOR variant the model file must be (valor, valor_plus, valor_pp)
+#: The ``avvp predict`` settings' defaults, those of the training settings they stand for (the
+#: settings definition, :mod:`avvp.settings`); ``expect``: a VALOR variant the model file must be
+#: (valor, valor_plus, valor_pp).
+DEFAULTS: dict[str, Any] = {"device": default("train.device"), "batch_size": default("train.eval_batch_size"),
+                            "nhead": default("model.nhead"), "expect": None}
 
 
 def predict_settings(given: Mapping[str, Any] | None = None) -> dict:

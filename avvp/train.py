@@ -32,11 +32,8 @@ leaves a finished-looking output (Snakemake's incomplete-output check); while it
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -48,92 +45,28 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import __version__, provenance
-from .atomic import write_parquet
-from .checkpoint import load_torch, save_model, save_torch
-from .data import SplitData, Targets, build_targets, load_annotations, load_split
-from .device import resolve_device
-from .errors import ConfigError, InputError
-from .losses import CONTRASTIVE_LOSSES, CONTRASTIVE_VISUAL, LOSS_TERMS, NEGATIVES, training_loss
-from .metrics import GATES, METRICS, evaluate_arrays, segment_type_at_av
+from . import __version__
+from . import settings as settings_mod
 from .architectures import build_model as build_architecture
 from .architectures import model_config, model_roles
+from .atomic import write_parquet
+from .checkpoint import save_model, save_torch
+from .data import SplitData, Targets, build_targets, load_annotations, load_split
+from .device import resolve_device
+from .epoch import run_epoch, validate
+from .errors import ConfigError
 from .model import HAN
-from .precision import PRECISIONS, autocast
-from .predict import predict_arrays
-from .refine.jomold import denoise_settings
 from .refine.ratios import NoiseRatios, read_ratios
 from .seeding import deterministic_algorithms, epoch_order, rng_state, seed_everything, set_rng_state
-from .settings import merge_settings
+from .train_state import (CHECKPOINT, STATE_FORMAT, load_resume_state, not_resumable, run_identity,
+                          set_aside)
 
 log = logging.getLogger(__name__)
 
-MODEL_DEFAULTS: dict[str, Any] = {"d_model": 512, "nhead": 1, "dim_feedforward": 512, "dropout": 0.1,
-                                  "standardize": False, "cross_attention": True, "visual_dropout": 0.0,
-                                  "arch": "han",           # han (HAN, MA, JoMoLD) | valor
-                                  "num_layers": 1,         # VALOR: encoder layers (VALOR+/++: 4)
-                                  "audio_role": "audio",   # VALOR: audio | clap_audio (VALOR++)
-                                  "frame_role": "frame"}   # VALOR: frame | clip_image (VALOR++)
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 12,               # 40 for the HAN recipe, 12 for MA
-    "batch_size": 16,
-    "lr": 3e-4,
-    "step_size": 10,
-    "gamma": 0.1,
-    "select": "last",           # last (MA) | best (HAN: best val segment-level Type@AV, ties to later)
-    "select_metric": "segment_type",  # the validation metric of select: best (JoMoLD: event_audio)
-    "seeds": [1],               # the workflow's seed list; a run's seed is given with --seed
-    "device": "auto",
-    "gate": "ma",               # video-level gate of the per-epoch validation (han | ma)
-    "threshold": 0.5,
-    "alias_global": False,      # official aliasing: a dropped audio label also zeroes the global target
-    "eval_batch_size": 64,
-    "deterministic": True,
-    "precision": "fp32",        # fp32 (official) | bf16 (autocast; faster on CPUs/GPUs with bfloat16)
-    "contrastive": {
-        "enabled": False,       # set per variant (avvp train --contrastive on)
-        "weight": 1.0,
-        "tau": 0.2,
-        "smoothing": 0.1,
-        "negatives": "video",   # video (official: other segments of the same video) | batch
-        "symmetric": False,     # also the visual -> audio direction
-        "visual": "pre",        # pre (MA: pre-HAN visual features) | post (JoMoLD: post-HAN)
-        "loss": "ce",           # ce (MA: smoothed cross entropy) | nce (JoMoLD: -log of the smoothed mass)
-    },
-    "loss_weights": {"global": 1.0, "audio": 1.0, "visual": 1.0},  # JoMoLD stage 3: audio 2
-    "loss": "han",              # han (the three BCE terms) | valor (video BCE + segment pseudo-label BCEs)
-    "optimizer": "adam",        # adam (HAN, MA, JoMoLD) | adamw (VALOR)
-    "betas": [0.9, 0.999],      # VALOR: [0.5, 0.999]
-    "eps": 1e-8,
-    "weight_decay": 0.0,        # VALOR: 1e-3 (decoupled, on every parameter)
-    "schedule": "step",         # step (StepLR(step_size, gamma)) | warmup_cosine (VALOR)
-    "warmup_epochs": 10,        # warmup_cosine: epochs of linear warm-up
-    "lr_min": 0.0,              # warmup_cosine: the final learning rate (VALOR: lr / 100)
-    "clip_grad_norm": 0.0,      # clip the total gradient norm to this (0: off; VALOR: 1.0)
-    "select_ties": "later",     # later (>=, HAN) | earlier (strict >, from 0, VALOR)
-    "denoise": {                # dynamic label denoising (avvp.refine): needs a noise-ratio file
-        "method": "none",       # none | jomold
-        "schedule": "coded",    # coded (official: nothing in epoch 1, full ratios after) | linear
-        "warm_up_epoch": 0.9,
-    },
-}
-SELECT = ("last", "best")
-LOSSES = ("han", "valor")
-OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("step", "warmup_cosine")
-SELECT_TIES = ("later", "earlier")
-#: Settings added with VALOR: left out of a run's fingerprint while they hold these values, so
-#: runs begun before they existed still resume.
-NEUTRAL = {"model": {k: MODEL_DEFAULTS[k] for k in ("arch", "num_layers", "audio_role", "frame_role")},
-           "train": {k: TRAIN_DEFAULTS[k] for k in ("loss", "optimizer", "betas", "eps", "weight_decay",
-                                                   "schedule", "warmup_epochs", "lr_min",
-                                                   "clip_grad_norm", "select_ties")}}
-CHECKPOINT = "checkpoints/last.pt"
 #: The history so far, rewritten every epoch (the final history.parquet is written at the end).
 PROGRESS = "checkpoints/history.parquet"
 #: The drop record of dynamic label denoising, beside the model file (written at the end).
 DROPS = "drops.parquet"
-STATE_FORMAT = "avvp-train-state"
 #: Columns of history.parquet drawn in curve.png (besides the losses).
 CURVE_METRICS = ("val_segment_audio", "val_segment_visual", "val_segment_av", "val_segment_type",
                  "val_event_type")
@@ -143,80 +76,23 @@ Hook = Callable[[str, int, int], None]
 
 # ------------------------------------------------------------------------------- settings
 
-def train_settings(given: Mapping[str, Any] | None = None) -> dict:
-    """``{"model": ..., "train": ...}`` merged over the defaults and checked.
+def train_settings(given: Mapping[str, Any] | str | None = None) -> settings_mod.Completed:
+    """``{"model": ..., "train": ...}`` completed with the defaults of the settings definition
+    (:mod:`avvp.settings`) and checked, once: completed settings come back as they are.
 
     Raises:
-        ConfigError: an unknown key or a value out of range, named.
+        ConfigError: an unknown key or a bad value, named; or settings that do not go together.
     """
-    given = dict(given or {})
-    unknown = sorted(set(given) - {"model", "train"})
-    if unknown:
-        raise ConfigError(f"unknown settings section(s) {', '.join(unknown)} (known: model, train)")
-    s = {"model": merge_settings(MODEL_DEFAULTS, given.get("model") or {}, "model"),
-         "train": merge_settings(TRAIN_DEFAULTS, given.get("train") or {}, "train")}
-    t, c = s["train"], s["train"]["contrastive"]
-    _check("train.epochs", t["epochs"], int, 1)
-    _check("train.batch_size", t["batch_size"], int, 1)
-    _check("train.lr", t["lr"], float, 0.0, open_low=True)
-    _check("train.step_size", t["step_size"], int, 1)
-    _check("train.gamma", t["gamma"], float, 0.0, 1.0, open_low=True)
-    _check("train.threshold", t["threshold"], float, 0.0, 1.0)
-    _check("train.eval_batch_size", t["eval_batch_size"], int, 1)
-    _check("train.contrastive.weight", c["weight"], float, 0.0)
-    _check("train.contrastive.tau", c["tau"], float, 0.0, open_low=True)
-    _check("train.contrastive.smoothing", c["smoothing"], float, 0.0, 1.0, open_high=True)
-    for term in LOSS_TERMS:
-        _check(f"train.loss_weights.{term}", t["loss_weights"][term], float, 0.0)
-    _choice("train.select", t["select"], SELECT)
-    _choice("train.select_metric", t["select_metric"], METRICS)
-    _choice("train.contrastive.visual", c["visual"], CONTRASTIVE_VISUAL)
-    _choice("train.contrastive.loss", c["loss"], CONTRASTIVE_LOSSES)
-    denoise_settings(t["denoise"])
-    _choice("train.gate", t["gate"], GATES)
-    _choice("train.contrastive.negatives", c["negatives"], NEGATIVES)
-    _choice("train.precision", t["precision"], PRECISIONS)
-    for key in ("alias_global", "deterministic"):
-        _choice(f"train.{key}", t[key], (True, False))
-    for key in ("enabled", "symmetric"):
-        _choice(f"train.contrastive.{key}", c[key], (True, False))
-    _check("train.eps", t["eps"], float, 0.0, open_low=True)
-    _check("train.weight_decay", t["weight_decay"], float, 0.0)
-    _check("train.warmup_epochs", t["warmup_epochs"], int, 1)
-    _check("train.lr_min", t["lr_min"], float, 0.0)
-    _check("train.clip_grad_norm", t["clip_grad_norm"], float, 0.0)
-    if not isinstance(t["betas"], (list, tuple)) or len(t["betas"]) != 2:
-        raise ConfigError(f"train.betas = {t['betas']!r} must be two numbers")
-    for i, beta in enumerate(t["betas"]):
-        _check(f"train.betas[{i}]", beta, float, 0.0, 1.0, open_high=True)
-    _choice("train.loss", t["loss"], LOSSES)
-    _choice("train.optimizer", t["optimizer"], OPTIMIZERS)
-    _choice("train.schedule", t["schedule"], SCHEDULES)
-    _choice("train.select_ties", t["select_ties"], SELECT_TIES)
+    if isinstance(given, settings_mod.Completed):
+        return given
+    s = settings_mod.complete_sections(given, ("model", "train"))
+    t = s["train"]
     model_config(s["model"])
     if t["loss"] == "valor" and s["model"]["arch"] != "valor":
         raise ConfigError("train.loss = 'valor' needs the segment logits of model.arch: valor")
     if t["loss"] == "valor" and t["contrastive"]["enabled"]:
         raise ConfigError("train.loss = 'valor' takes no contrastive term")
     return s
-
-
-def _check(name: str, value: Any, cast: type, low: float | None = None, high: float | None = None,
-           open_low: bool = False, open_high: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (cast is int and value != int(value)):
-        raise ConfigError(f"{name} = {value!r} is not {'an integer' if cast is int else 'a number'}")
-    too_low = low is not None and (value <= low if open_low else value < low)
-    too_high = high is not None and (value >= high if open_high else value > high)
-    if too_low or too_high:
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ConfigError(f"{name} = {value!r} is out of range "
-                          f"{'(' if open_low else '['}{lo}, {hi}{')' if open_high else ']'}")
-
-
-def _choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed or (isinstance(value, bool) != isinstance(allowed[0], bool)):
-        raise ConfigError(f"{name} = {value!r} (allowed: {', '.join(map(str, allowed))})")
 
 
 # ---------------------------------------------------------------------------------- loop
@@ -237,42 +113,6 @@ class TrainResult:
     history: pd.DataFrame
     epoch: int
     score: float
-
-
-def _identity(settings: Mapping, seed: int, train: SplitData, targets: Targets,
-              val: SplitData | None, extra: bytes = b"") -> dict:
-    """Identity of a run, compared before resuming: the code (avvp version, git commit, source
-    fingerprint), the settings (minus the device), the seed, and the data (videos, targets,
-    feature stores and sums)."""
-    s = copy.deepcopy(dict(settings))
-    s["train"].pop("device", None)
-    s["train"].pop("seeds", None)
-    for section, keys in NEUTRAL.items():
-        for key, value in keys.items():
-            if s[section].get(key) == value:
-                s[section].pop(key, None)
-    h = hashlib.sha256()
-    h.update("\n".join(train.features.video_ids).encode())
-    h.update(json.dumps(train.features.dims(), sort_keys=True).encode())
-    h.update(json.dumps(train.features.attrs, sort_keys=True, default=str).encode())
-    f = train.features
-    h.update(repr([_checksum(x) for x in (f.audio, f.frame, f.clip)]).encode())
-    for t in (targets.weak, targets.global_, targets.audio, targets.visual, targets.seg_audio,
-              targets.seg_visual):
-        if t is not None:
-            h.update(t.numpy().tobytes())
-    if val is not None:
-        h.update("\n".join(val.features.video_ids).encode())
-    h.update(extra)
-    settings_sha = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()
-    return {**provenance.code_identity(), "settings": "sha256:" + settings_sha, "seed": int(seed),
-            "data": "sha256:" + h.hexdigest()}
-
-
-def _checksum(x: torch.Tensor, rows: int = 32) -> float:
-    """The float64 sum of ``x``, over ``rows`` videos at a time: ``torch.sum(x, dtype=float64)``
-    would hold a float64 copy of all of ``x`` (1.6 GB for the LLP training set)."""
-    return float(sum(torch.sum(x[i:i + rows], dtype=torch.float64) for i in range(0, len(x), rows)))
 
 
 def _device_features(data: SplitData, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -369,14 +209,14 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     model = model.to(device)
     optimizer = make_optimizer(model, t["lr"], t)
     scheduler = make_scheduler(optimizer, t)
-    identity = _identity(s, seed, train, targets, val, b"" if denoiser is None else denoiser.fingerprint())
+    identity = run_identity(s, seed, train, targets, val, b"" if denoiser is None else denoiser.fingerprint())
     history: list[dict] = []
     best: dict | None = None
     start = 0
 
     if resume and ckpt_path.exists():
-        state = _load_resume_state(ckpt_path)
-        why = _not_resumable(state, identity)
+        state = load_resume_state(ckpt_path)
+        why = not_resumable(state, identity)
         if not why:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -439,133 +279,12 @@ def _train(train: SplitData, targets: Targets, val: SplitData | None, classes: l
     return _finish(model, history, best, s, classes, out, seed, meta)
 
 
-def _not_resumable(state: Any, identity: Mapping) -> list[str]:
-    """Why a resume state must not be resumed by this run (empty: it may)."""
-    if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
-        return ["it is not an avvp training state"]
-    stored = state.get("identity")
-    if not isinstance(stored, Mapping):
-        return ["it was written by an older avvp that did not record the code that made it"]
-    return provenance.differences(stored, identity)
-
-
-def set_aside(path: Path) -> Path:
-    """Rename a resume file that must not be resumed to ``<folder>/set-aside/<k>.pt`` (the first
-    free k), so nothing is deleted; returns the new name."""
-    folder = path.parent / "set-aside"
-    folder.mkdir(parents=True, exist_ok=True)
-    k = 1
-    while (folder / f"{k}{path.suffix}").exists():
-        k += 1
-    target = folder / f"{k}{path.suffix}"
-    os.replace(path, target)
-    return target
-
-
 def _improves(score: float, best: dict | None, ties: str) -> bool:
     """Whether ``score`` replaces the best so far: ``>=`` (ties: later; the first epoch always
     does) or a strict ``>`` against the best, which starts at 0 (ties: earlier)."""
     if ties == "earlier":
         return score > (0.0 if best is None else best["score"])
     return best is None or score >= best["score"]
-
-
-def _load_resume_state(path: Path) -> Any:
-    """The resume state in ``path``; a damaged file stops with how to start afresh."""
-    try:
-        return load_torch(path)
-    except InputError as exc:
-        raise InputError(path, f"{exc.problem}. This is the resume state of an interrupted run; "
-                               f"to start this run afresh, delete the file (rm {path}) or run "
-                               f"`avvp train` with --restart") from None
-
-
-def run_epoch(model: HAN, optimizer: torch.optim.Optimizer, features: tuple[torch.Tensor, ...],
-              targets: tuple[torch.Tensor, ...], order: torch.Tensor, batch_size: int,
-              contrastive: Mapping[str, Any] | None = None, progress: bool = False, desc: str = "epoch",
-              hook: Callable[[int], None] | None = None, precision: str = "fp32",
-              loss_weights: Mapping[str, float] | None = None, denoiser=None, epoch: int = 1,
-              loss: str = "han", clip_grad_norm: float = 0.0) -> dict[str, float]:
-    """One training epoch over in-memory tensors, batches taken by indexing in ``order``.
-
-    Args:
-        model: the model (put in train mode here).
-        optimizer: its optimizer.
-        features: (audio, frame, clip) tensors (N, T, D) on the model's device.
-        targets: (weak, global, audio, visual) target tensors (N, C); with ``loss: valor``
-            followed by the (audio, visual) segment-level pseudo labels (N, T, C).
-        order: the sample order of this epoch (a permutation of N).
-        batch_size: samples per step (the last batch may be smaller).
-        contrastive: contrastive-loss settings, or None.
-        progress: show a progress bar; desc: its label.
-        hook: called with the step number after every optimizer step.
-        precision: ``fp32`` or ``bf16`` (the forward pass under bfloat16 autocast; the losses are
-            computed in float32), see :mod:`avvp.precision`.
-        loss_weights: weights of the global, audio and visual BCE terms (default 1 each).
-        denoiser: a dynamic label-denoising hook (:mod:`avvp.refine`), or None. Before every
-            step it gets the batch and returns the audio and visual targets to train on; the
-            global target is never passed to it. With ``loss: valor`` a dropped audio (visual)
-            label sets that class's audio (visual) pseudo labels of the video to 0 for the step.
-        epoch: this epoch's number (1-based), for the denoiser's schedule.
-        loss: ``han`` (:func:`avvp.losses.training_loss`) or ``valor``
-            (:func:`avvp.valor.training.valor_loss` against the global target).
-        clip_grad_norm: clip the total gradient norm to this before each step (0: off).
-
-    Returns:
-        The sample-weighted mean of each loss term over the epoch (``loss``, ``loss_global``, ...),
-        and the denoiser's epoch summary.
-    """
-    from .valor.training import restrict, valor_loss
-
-    audio, frame, clip = features
-    weak, y_g, y_a, y_v = targets[:4]
-    seg_a, seg_v = targets[4:6] if loss == "valor" else (None, None)
-    model.train()
-    device = next(model.parameters()).device
-    n = len(order)
-    sums: dict[str, float] = {}
-    batches = tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False, disable=not progress)
-    if denoiser is not None:
-        denoiser.start_epoch(epoch, len(batches))
-    for step, begin in enumerate(batches):
-        idx = order[begin:begin + batch_size]
-        t_a, t_v = y_a[idx], y_v[idx]
-        if denoiser is not None:
-            t_a, t_v = denoiser(model, (audio[idx], frame[idx], clip[idx]), idx, weak[idx], t_a, t_v, step,
-                                precision)
-        with autocast(device, precision):
-            output = model(audio[idx], frame[idx], clip[idx])
-        if precision != "fp32":
-            output = output.float()
-        if loss == "valor":
-            keep_a, keep_v = (seg_a[idx], seg_v[idx]) if denoiser is None else \
-                (restrict(seg_a[idx], t_a), restrict(seg_v[idx], t_v > 0.5))  # dropped: 0; kept v: 0.95
-            terms = valor_loss(output, y_g[idx], keep_a, keep_v)
-        else:
-            terms = training_loss(output, weak[idx], y_g[idx], t_a, t_v, contrastive, loss_weights)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        if clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        optimizer.step()
-        for key, value in terms.as_floats().items():
-            sums[key] = sums.get(key, 0.0) + value * len(idx)
-        if hook is not None:
-            hook(step)
-    out = {k: v / n for k, v in sums.items()}
-    if denoiser is not None:
-        out.update(denoiser.end_epoch())
-    return out
-
-
-def validate(model: HAN, val: SplitData, t: Mapping[str, Any], device: torch.device) -> dict[str, float]:
-    """Validation metrics (``val_<metric>``, fractions) of the current model."""
-    arrays = predict_arrays(model, val.features, int(t["eval_batch_size"]), device)
-    result = evaluate_arrays(arrays["global_prob"], arrays["a_prob"], arrays["v_prob"], arrays["frame_prob"],
-                             val.gt_audio, val.gt_visual, gate=t["gate"], threshold=t["threshold"])
-    row = {f"val_{k}": float(v) for k, v in result.overall.items()}
-    row["val_segment_type"] = float(segment_type_at_av(result))
-    return row
 
 
 def _postfix(row: Mapping[str, Any]) -> dict[str, float]:
@@ -586,7 +305,7 @@ def _finish(model: HAN, history: list[dict], best: dict | None, s: Mapping, clas
     model.eval()
     frame = pd.DataFrame(history)
     type_av = float(history[epoch - 1].get("val_segment_type", float("nan"))) if epoch else float("nan")
-    info = {"settings": s, "seed": seed, "epoch": epoch, "select": s["train"]["select"],
+    info = {"settings": {k: dict(v) for k, v in s.items()}, "seed": seed, "epoch": epoch, "select": s["train"]["select"],
             "select_metric": metric, "val_score": score, "val_segment_type": type_av,
             "avvp_version": __version__, **_plain(meta or {})}
     write_parquet(out.parent / "history.parquet", frame)

@@ -50,12 +50,13 @@ from avvp.metrics import METRICS
 from avvp.metrics_reference import mean_scores, video_scores
 from avvp.model import HAN, OFFICIAL_DIMS
 from avvp.seeding import epoch_order
-from avvp.train import TRAIN_DEFAULTS, make_optimizer, run_epoch, validate
+from avvp import settings
+from avvp.train import make_optimizer, run_epoch, validate
 
 FOLDERS = {"audio": ("vggish", (10, 128)), "frame": ("res152", (80, 2048)), "clip": ("r2plus1d_18", (10, 512))}
 T = 10
 CONTRASTIVE = {"weight": 1.0, "tau": 0.2, "smoothing": 0.1}
-VAL_SETTINGS = {**TRAIN_DEFAULTS, "gate": "han"}   # HAN's model selection: global-probability gate
+VAL_SETTINGS = {**settings.default("train"), "gate": "han"}   # HAN's model selection: global-probability gate
 
 
 # ------------------------------------------------------------------------------------ data

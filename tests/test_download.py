@@ -174,7 +174,7 @@ def test_load_targets_filters(llp_dir):
 def test_settings_are_checked():
     with pytest.raises(ConfigError, match="url_template"):
         download_settings({"url_template": "https://example.org/watch"})
-    with pytest.raises(ConfigError, match="unknown key 'download.formats'"):
+    with pytest.raises(ConfigError, match="unknown setting 'download.formats'"):
         download_settings({"formats": "best"})
 
 

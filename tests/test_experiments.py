@@ -246,12 +246,19 @@ def test_schema_recipes_and_table1_baseline(patch, ok):
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
+    from avvp.config_check import check_config
+
     config = {**_config(), **patch}
-    if ok:
+
+    def load():  # what the workflow does when it loads: the schema, then the checks across settings
         validate(config, str(SCHEMA))
+        check_config(config)
+
+    if ok:
+        load()
     else:
-        with pytest.raises(WorkflowError):
-            validate(config, str(SCHEMA))
+        with pytest.raises((WorkflowError, ConfigError)):
+            load()
 
 
 def _write_metrics(root, variant, seed, base):

@@ -239,7 +239,7 @@ def test_shards_cover_the_manifest_in_order():
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
     with pytest.raises(ConfigError):
         shard_rows(man, 3, 3)
-    with pytest.raises(ConfigError, match="unknown key 'features.colour'"):
+    with pytest.raises(ConfigError, match="unknown setting 'features.colour'"):
         feature_settings({"colour": 1})
     twice = pd.DataFrame({"video_id": ["a", "a"], "start": 0.0, "end": 2.0, "path": None})
     with pytest.raises(InputError, match="appears more than once"):

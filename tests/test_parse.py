@@ -312,7 +312,7 @@ def test_missing_model_and_bad_settings(tmp_path, constant_model):
         load_parser(tmp_path / "nope.pt", {"device": "cpu"}, config=None)
     with pytest.raises(ConfigError, match="parse.gate"):
         load_parser(constant_model, {"gate": "both"}, config=None)
-    with pytest.raises(ConfigError, match=r"parse.window = 0 must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"parse.window: 0 is less than the minimum of 1"):
         load_parser(constant_model, {"window": 0}, config=None)
     with pytest.raises(InputError, match="same file name"):
         parse_videos([tmp_path / "a" / "x.mp4", tmp_path / "b" / "x.mp4"], constant_model,

@@ -20,6 +20,10 @@ from avvp.errors import ConfigError, InputError
 CLASSES = ["a", "b", "c"]
 
 
+#: The official code's relative thresholds (the settings' default is the paper's fixed rule, the demo's).
+RELATIVE = {"threshold": "relative"}
+
+
 def probs_of(**arrays) -> R.ExchangeProbs:
     shape = next(iter(arrays.values())).shape
     full = {k: np.asarray(arrays.get(k, np.full(shape, 0.9)), dtype=np.float64)
@@ -33,7 +37,7 @@ def test_relative_thresholds_follow_the_class_errors():
     labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1]], dtype=np.float32)
     # audio errors per class: a: 2/4, b: 1/4, c: 0 -> thresholds 0.5, 0.25, 0
     a = np.array([[0.1, 0.0, 0.0], [0.0, 0.9, 0.0], [0.2, 0.0, 0.9], [0.0, 0.7, 0.8]])
-    thr = R.thresholds(labels, probs_of(a=a, v=labels * 0.9), R.refine_settings())
+    thr = R.thresholds(labels, probs_of(a=a, v=labels * 0.9), R.refine_settings(RELATIVE))
     np.testing.assert_allclose(thr["err_audio"], [0.5, 0.25, 0.0])
     np.testing.assert_allclose(thr["audio"], [0.5, 0.25, 0.0])
     np.testing.assert_allclose(thr["visual"], [0.0, 0.0, 0.0])  # visual is perfect: max error 0
@@ -69,7 +73,7 @@ def test_zero_error_class_does_not_divide_by_zero():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a division by zero would warn
         result = R.refine_from_probs(["v0", "v1", "v2"], CLASSES, labels, p,
-                                     np.array([[1], [0], [0]]))
+                                     np.array([[1], [0], [0]]), RELATIVE)
     assert np.isfinite(result.table[["thr_audio", "thr_visual"]].to_numpy()).all()
     assert (result.table["audio"] == 1).all() and (result.table["visual"] == 1).all()
 
@@ -81,7 +85,8 @@ def test_one_zero_error_class_among_others_is_never_dropped():
                  a_aswap=np.zeros((3, 2)), v_aswap=np.zeros((3, 2)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = R.refine_from_probs(["v0", "v1", "v2"], ["x", "y"], labels, p, np.array([[2], [2], [1]]))
+        result = R.refine_from_probs(["v0", "v1", "v2"], ["x", "y"], labels, p, np.array([[2], [2], [1]]),
+                                     RELATIVE)
     t = result.table.set_index(["video_id", "class"])
     assert t.loc[("v0", "x"), "thr_audio"] == 0.0
     assert t.loc[("v0", "x"), "audio"] == 1 and t.loc[("v1", "x"), "visual"] == 1
@@ -92,12 +97,12 @@ def test_diagnose_warns_about_unfit_base_models():
     labels = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=np.float32)
     ids, partners = ["v0", "v1", "v2"], np.array([[1], [0], [0]])
     fitted = probs_of(a=labels * 0.9, v=labels * 0.9)  # zero training error: thresholds 0
-    msgs = R.diagnose(R.refine_from_probs(ids, CLASSES, labels, fitted, partners))
+    msgs = R.diagnose(R.refine_from_probs(ids, CLASSES, labels, fitted, partners, RELATIVE))
     assert any("threshold of 0" in m and "audio" in m for m in msgs)
     assert not R.diagnose(R.refine_from_probs(ids, CLASSES, labels, fitted, partners, {"threshold": "fixed"}))
     low = np.full((3, 3), 0.01)
     untrained = probs_of(a=low, v=low, a_vswap=low, v_vswap=low, a_aswap=low, v_aswap=low)
-    msgs = R.diagnose(R.refine_from_probs(ids, CLASSES, labels, untrained, partners))
+    msgs = R.diagnose(R.refine_from_probs(ids, CLASSES, labels, untrained, partners, RELATIVE))
     assert any("100% of the audio labels were dropped" in m for m in msgs)
 
 
@@ -136,7 +141,7 @@ def test_fixed_threshold():
     sw = np.array([[0.2, 0.4], [0.35, 0.1]])
     p = probs_of(a=perfect, v=perfect, a_vswap=sw, v_vswap=sw, a_aswap=sw, v_aswap=sw)
     ids, partners = ["v0", "v1"], np.array([[1], [0]])
-    relative = R.refine_from_probs(ids, ["x", "y"], labels, p, partners).table
+    relative = R.refine_from_probs(ids, ["x", "y"], labels, p, partners, RELATIVE).table
     assert (relative["audio"] == 1).all()
     fixed = R.refine_from_probs(ids, ["x", "y"], labels, p, partners,
                                 {"threshold": "fixed", "fixed_threshold": 0.3}).table

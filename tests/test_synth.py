@@ -15,7 +15,7 @@ import yaml
 from avvp.annotations import DENSE_FILES, FULL_FILE, SPLIT_FILES, TRAIN_TRUTH_FILES, read_llp
 from avvp.cli import main
 from avvp.errors import ConfigError, InputError
-from avvp.synth import DEFAULTS, PLAN_FILE, make_plan, read_plan, render_shard, resolve, write_annotations
+from avvp.synth import PLAN_FILE, PLAN_KEYS, RENDER_KEYS, make_plan, read_plan, render_shard, resolve, write_annotations
 from avvp.synth.classes import BY_NAME, CATALOGUE
 from avvp.synth.plan import modality_probabilities
 from avvp.synth.render import clip_fingerprint
@@ -242,7 +242,7 @@ def test_render_skips_complete_clips_and_redoes_stale_ones(tmp_path):
 def test_bad_settings_and_inputs(tmp_path):
     with pytest.raises(ConfigError, match="synth.colour"):
         resolve({"colour": 1})
-    with pytest.raises(ConfigError, match="even"):
+    with pytest.raises(ConfigError, match="synth.width: 65 is not a multiple of 2"):
         resolve({"width": 65})
     with pytest.raises(ConfigError, match="n_classes"):
         resolve({"n_classes": len(CATALOGUE) + 1})
@@ -271,9 +271,10 @@ def test_cli(tmp_path, capsys):
     assert "n_trian" in capsys.readouterr().err
 
 
-def test_config_and_schema_match_the_defaults():
+def test_config_and_schema_match_the_plan_and_render_keys():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    assert set(config["synth"]) == set(DEFAULTS)
-    assert set(schema["properties"]["synth"]["properties"]) == set(DEFAULTS)
-    resolve(config["synth"])
+    keys = {*PLAN_KEYS, *RENDER_KEYS, "shards"}
+    assert set(config["synth"]) == keys
+    assert set(schema["properties"]["synth"]["properties"]) == keys
+    assert resolve(config["synth"]) == resolve(None) == config["synth"]

@@ -7,6 +7,7 @@ from ..errors import ConfigError
 from ..evaluate import describe, evaluate_predictions, write_outputs
 from ..metrics import GATES
 from ..predictions import Predictions
+from ..settings import default
 from ..tables import table1, to_text
 
 
@@ -15,13 +16,16 @@ def register(sub) -> None:
     p.add_argument("--predictions", required=True, help="predictions file (.npz, see avvp.predictions)")
     p.add_argument("--annotations", required=True, help="folder with the LLP-format annotation CSVs")
     p.add_argument("--split", default="test", help="split to score: val or test (default: test)")
-    p.add_argument("--gate", default="han", choices=GATES,
-                   help="video-level gate: han = global probability, ma = each modality's own (default: han)")
-    p.add_argument("--version", default="current", choices=ANNOTATION_VERSIONS,
-                   help="annotation version of the dense audio file (default: current)")
+    p.add_argument("--gate", default=default("evaluate.gate"), choices=GATES,
+                   help="video-level gate: han = global probability, ma = each modality's own "
+                        f"(default: evaluate.gate, {default('evaluate.gate')})")
+    p.add_argument("--version", default=default("data.annotation_version"), choices=ANNOTATION_VERSIONS,
+                   help="annotation version of the dense audio file "
+                        f"(default: data.annotation_version, {default('data.annotation_version')})")
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold (protocol: 0.5)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--timeline-videos", type=int, default=4, help="videos shown in timeline.png (default: 4)")
+    p.add_argument("--timeline-videos", type=int, default=default("evaluate.timeline_videos"),
+                   help=f"videos shown in timeline.png (default: {default('evaluate.timeline_videos')})")
     p.add_argument("--timeline-ids", nargs="+", default=None, metavar="VIDEO_ID",
                    help="show these videos in timeline.png instead")
     p.add_argument("--allow-missing", action="store_true",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..annotations import ANNOTATION_VERSIONS, read_llp, write_tables
+from ..settings import default
 
 
 def register(sub) -> None:
     p = sub.add_parser("manifest", help="read LLP-format annotations into manifest.parquet and dense tables")
     p.add_argument("folder", help="folder with the LLP annotation CSVs")
     p.add_argument("--out", required=True, help="output folder (the data set's results folder)")
-    p.add_argument("--version", default="current", choices=ANNOTATION_VERSIONS,
-                   help="annotation version of the dense audio file (default: current)")
+    p.add_argument("--version", default=default("data.annotation_version"), choices=ANNOTATION_VERSIONS,
+                   help="annotation version of the dense audio file "
+                        f"(default: data.annotation_version, {default('data.annotation_version')})")
     p.add_argument("--clips", default=None, help="folder of raw clips named <youtube id>.<ext>")
     p.set_defaults(func=run)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..parse import parse_videos
-from ..settings import parse_settings
+from ..settings import default, parse_settings
 
 
 def register(sub) -> None:
@@ -17,12 +17,14 @@ def register(sub) -> None:
     )
     p.add_argument("videos", nargs="+", help="video files, or folders of video files")
     p.add_argument("--model", required=True, help="model file (avvp model.pt or an official MMIL_Net.pt)")
-    p.add_argument("--out", default="parsed", help="output folder (default: parsed)")
+    p.add_argument("--out", default=default("parse.out"),
+                   help=f"output folder (default: {default('parse.out')})")
     p.add_argument("--settings", default=None,
                    help="parse settings (inline JSON or a YAML/JSON file): gate (ma|han), "
-                   "threshold, device, batch_size, window, timeline")
+                   "threshold, device, batch_size, window, timeline, ... (docs/configuration.md, section parse)")
     p.add_argument("--gate", choices=("ma", "han"), default=None,
-                   help="video-level gate of the binarisation (overrides the settings; default ma)")
+                   help="video-level gate of the binarisation (overrides the settings; default: parse.gate, "
+                        f"{default('parse.gate')})")
     p.add_argument("--features", default=None,
                    help="feature-extractor settings (a 'features' config section, inline JSON or "
                    "a file) to use instead of those recorded in the model file")

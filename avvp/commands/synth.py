@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..settings import default
+
 
 def register(sub) -> None:
     p = sub.add_parser("synth", help="the embedded synthetic demo data set: plan annotations, render clips")
@@ -17,7 +19,8 @@ def register(sub) -> None:
     render.add_argument("--annotations", required=True, help="annotation folder written by `avvp synth plan`")
     render.add_argument("--settings", default=None, help="synth settings: inline JSON or a YAML/JSON file")
     render.add_argument("--shard", type=int, default=0, help="this shard's index (default 0)")
-    render.add_argument("--shards", type=int, default=1, help="number of shards (default 1)")
+    render.add_argument("--shards", type=int, default=default("synth.shards"),
+                        help=f"number of shards (default: synth.shards, {default('synth.shards')})")
     render.add_argument("--out", required=True, help="clips folder")
     render.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     render.set_defaults(func=run_render)

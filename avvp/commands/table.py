@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experiments import TABLE_DEFAULTS, TABLES
+from ..experiments import TABLES, table_defaults
 from ..settings import merge_settings, parse_settings
 
 
@@ -35,7 +35,7 @@ def _inputs(args) -> list[Path]:
 def run(args) -> int:
     from ..aggregate import write_table
 
-    settings = merge_settings(TABLE_DEFAULTS, parse_settings(args.settings), "table")
+    settings = merge_settings(table_defaults(), parse_settings(args.settings), "table")
     md = Path(args.out) if args.out else Path(args.results) / "tables" / f"{args.table}.md"
     write_table(args.table, args.results, settings, md, md.with_suffix(".csv"), md.with_suffix(".png"),
                 args.decimals)

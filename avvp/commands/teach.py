@@ -6,6 +6,7 @@ import json
 import logging
 
 from ..annotations import ANNOTATION_VERSIONS
+from ..settings import default
 
 log = logging.getLogger(__name__)
 MODALITIES = ("audio", "visual")
@@ -13,8 +14,9 @@ MODALITIES = ("audio", "visual")
 
 def _annotations(p, required: bool = True) -> None:
     p.add_argument("--annotations", required=required, help="folder with the LLP-format annotation CSVs")
-    p.add_argument("--version", default="current", choices=ANNOTATION_VERSIONS,
-                   help="annotation version of the dense audio file (default: current)")
+    p.add_argument("--version", default=default("data.annotation_version"), choices=ANNOTATION_VERSIONS,
+                   help="annotation version of the dense audio file "
+                        f"(default: data.annotation_version, {default('data.annotation_version')})")
 
 
 def register(sub) -> None:

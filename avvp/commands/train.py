@@ -28,7 +28,8 @@ def register(sub) -> None:
                         "(default: <manifest dir>/annotations, else the LLP classes)")
     p.add_argument("--settings", default=None,
                    help='{"model": {...}, "train": {...}} as inline JSON or a YAML/JSON file')
-    p.add_argument("--seed", type=int, default=1, help="seed of this run (default: 1)")
+    p.add_argument("--seed", type=int, default=1, help="seed of this run (default: 1; the workflow "
+                                                        "passes each of train.seeds)")
     p.add_argument("--contrastive", choices=("on", "off"), default=None,
                    help="add MA's contrastive loss (overrides train.contrastive.enabled)")
     p.add_argument("--tau", type=float, default=None,
@@ -52,12 +53,13 @@ def run(args) -> int:
         train = dict(settings.get("train") or {})
         train["contrastive"] = {**dict(train.get("contrastive") or {}), **override}
         settings = {**settings, "train": train}
+    settings = train_settings(settings)  # completed and checked once, here
     result = run_training(args.features_dir, args.manifest, args.out, settings, seed=args.seed,
                           labels=args.labels, annotations=args.annotations, resume=not args.restart,
                           progress=not args.no_progress, ratios=args.ratios,
                           allow_missing=args.allow_missing, hook=faults.step_hook("train"),
                           pseudo_audio=args.pseudo_audio, pseudo_visual=args.pseudo_visual)
-    metric = train_settings(settings)["train"]["select_metric"]
+    metric = settings["train"]["select_metric"]
     print(f"trained {len(result.history)} epochs; selected epoch {result.epoch} "
           f"(val {metric} {100 * result.score:.1f}) -> {args.out}")
     return 0

@@ -30,13 +30,13 @@ from .clips_folder import (
     FAILURE_COLUMNS, FAILURES, PROGRESS, SOURCE_WINDOW, TABLE, TABLE_COLUMNS, clip_table, clip_window,
     find_download, present_files, read_download_table, read_failures,
 )
-from .defaults import DEFAULTS, download_settings
+from .defaults import download_settings
 from .many_videos import DownloadReport, download_videos
 from .targets import check_targets, load_targets
 from .ytdlp import DownloadFailed, check_download, download_one
 
 __all__ = [
-    "DEFAULTS", "FAILURES", "FAILURE_COLUMNS", "PROGRESS", "SOURCE_WINDOW", "TABLE", "TABLE_COLUMNS",
+    "FAILURES", "FAILURE_COLUMNS", "PROGRESS", "SOURCE_WINDOW", "TABLE", "TABLE_COLUMNS",
     "DownloadFailed", "DownloadReport", "check_download", "check_targets", "clip_table", "clip_window",
     "download_one", "download_settings", "download_videos", "find_download", "load_targets",
     "present_files", "read_download_table", "read_failures",

@@ -63,7 +63,7 @@ def download_videos(targets: pd.DataFrame, out_dir: str | Path, settings: dict |
     Args:
         targets: rows with ``video_id``, ``youtube_id``, ``start``, ``end`` (see :func:`load_targets`).
         out_dir: the clips folder.
-        settings: download settings (see :data:`DEFAULTS`).
+        settings: download settings (:func:`~avvp.download.defaults.download_settings`).
         retry_failed: try again the videos listed in the failure table.
         progress: show a tqdm progress bar.
     """

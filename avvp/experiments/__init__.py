@@ -85,7 +85,7 @@ from .variants import (  # noqa: F401
     ratio_quality_path, labels_target, base_model_target,
 )
 from .tables import (  # noqa: F401
-    TABLES, TABLE_TITLES, METHODS_ROWS, PUBLISHED, DENOISING_ROWS, TableRow, TABLE_DEFAULTS,
+    TABLES, TABLE_TITLES, METHODS_ROWS, PUBLISHED, DENOISING_ROWS, TableRow, table_defaults,
     TEACHER_ROLES, teacher_features, TABLE1_BASELINES, table_settings, table_rows, table_seeds,
     enabled_tables, table_quality, table_ratio_targets, table_inputs, table_outputs, table_targets,
     table_variants,

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .. import feature_roles, layout
+from ..settings import complete, defaults as default_config
 from ..errors import ConfigError
 from .variants import (get_ratio_target, get_variant, metrics_path, quality_path, ratio_quality_path,
                        tau_name, variant_settings)
 
+#: The split every table reports.
+TABLE_SPLIT = "test"
 TABLES = ("table1", "table2", "table3", "table4", "denoising", "methods")
-TABLE_TITLES = {
+TABLE_TITLES = {  # settings: display titles, not defaults
     "table1": "Main result: HAN against MA",
     "table2": "Ablation: contrastive loss (C) and label refinement (R)",
     "table3": "Label refinement per modality",
@@ -44,10 +49,6 @@ class TableRow:
     label: str
 
 
-#: Defaults of a table's settings (see :func:`table_settings`).
-TABLE_DEFAULTS: dict[str, Any] = {"seeds": [1], "taus": [0.1, 0.2, 0.3, 0.4], "tau": 0.2, "split": "test",
-                                  "table1_baseline": "baseline", "truth": False, "denoising_oracle": False,
-                                  "teacher_features": False, "published": False}
 #: The feature roles VALOR++ reads.
 TEACHER_ROLES = feature_roles.TEACHER_ROLES
 
@@ -73,20 +74,31 @@ def table_settings(config: Mapping[str, Any]) -> dict:
     (the data set knows its true per-modality training labels: the demo; the denoising table then
     scores the drops) and ``denoising_oracle`` (``experiments.denoising_oracle``).
     """
-    train = config.get("train", {}) or {}
-    exp = config.get("experiments", {}) or {}
-    ma_train, _ = variant_settings("ma", train, config.get("evaluate"), config.get("recipes"))
+    config = complete(config)
+    train, exp = config["train"], config["experiments"]
+    ma_train, _ = variant_settings("ma", train, config["evaluate"], config["recipes"])
     return {
-        "seeds": [int(s) for s in train.get("seeds", TABLE_DEFAULTS["seeds"])],
-        "taus": [float(t) for t in exp.get("taus", TABLE_DEFAULTS["taus"])],
-        "tau": float((ma_train.get("contrastive", {}) or {}).get("tau", TABLE_DEFAULTS["tau"])),
-        "split": TABLE_DEFAULTS["split"],
-        "table1_baseline": exp.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"]),
-        "truth": (config.get("data", {}) or {}).get("source") == "synth",
-        "denoising_oracle": bool(exp.get("denoising_oracle", TABLE_DEFAULTS["denoising_oracle"])),
+        "seeds": [int(s) for s in train["seeds"]],
+        "taus": [float(t) for t in exp["taus"]],
+        "tau": float(ma_train["contrastive"]["tau"]),
+        "split": TABLE_SPLIT,
+        "table1_baseline": exp["table1_baseline"],
+        "truth": config["data"]["source"] == "synth",
+        "denoising_oracle": bool(exp["denoising_oracle"]),
         "teacher_features": teacher_features(config),
-        "published": bool(exp.get("published", TABLE_DEFAULTS["published"])),
+        "published": bool(exp["published"]),
     }
+
+
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict:
+    return table_settings(default_config())
+
+
+def table_defaults() -> dict:
+    """A table's settings where a command names none: :func:`table_settings` of the default config
+    (the settings definition, :mod:`avvp.settings`)."""
+    return copy.deepcopy(_defaults())
 
 
 def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
@@ -100,7 +112,7 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
         return TableRow(name, label or get_variant(name).label)
 
     if table == "table1":
-        baseline = settings.get("table1_baseline", TABLE_DEFAULTS["table1_baseline"])
+        baseline = settings.get("table1_baseline", _defaults()["table1_baseline"])
         if baseline not in TABLE1_BASELINES:
             raise ConfigError(f"experiments.table1_baseline = {baseline!r} "
                               f"(allowed: {', '.join(TABLE1_BASELINES)})")
@@ -110,8 +122,8 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
     if table == "table3":
         return [row("ma_audio"), row("ma_visual"), row("ma", "refine both")]
     if table == "table4":
-        default = float(settings.get("tau", TABLE_DEFAULTS["tau"]))
-        taus = settings.get("taus", TABLE_DEFAULTS["taus"])
+        default = float(settings.get("tau", _defaults()["tau"]))
+        taus = settings.get("taus", _defaults()["taus"])
         if not taus:
             raise ConfigError("experiments.taus is empty: Table 4 needs at least one temperature")
         return [row("ma" if abs(float(t) - default) < 1e-12 else tau_name("ma", float(t)),
@@ -127,7 +139,7 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
 
 def table_seeds(settings: Mapping[str, Any]) -> list[int]:
     """The training seeds a table averages over."""
-    values = settings.get("seeds", TABLE_DEFAULTS["seeds"])
+    values = settings.get("seeds", _defaults()["seeds"])
     if not values:
         raise ConfigError("train.seeds is empty")
     return [int(s) for s in values]
@@ -159,7 +171,7 @@ def table_ratio_targets(table: str, settings: Mapping[str, Any]) -> list[str]:
 def table_inputs(table: str, settings: Mapping[str, Any]) -> list[str]:
     """The files ``table`` averages: the metrics of every row variant and seed, and for a table
     that scores drops (:func:`table_quality`) their quality and the ratio comparisons."""
-    split = settings.get("split", TABLE_DEFAULTS["split"])
+    split = settings.get("split", _defaults()["split"])
     seeds = table_seeds(settings)
     rows = table_rows(table, settings)
     files = [metrics_path(r.variant, s, split) for r in rows for s in seeds]

@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import InputError
+from ..settings import default as setting_default
 from ..settings import merge_settings
 from ..weights import load_into, resolve_weights, seeded
 from .engine import Engine, check_engine, check_precision
@@ -40,14 +41,15 @@ KINETICS_STD = (0.22803, 0.22145, 0.216989)
 #: Keys every extractor's settings have (besides its own ``defaults``).
 COMMON_DEFAULTS = {"precision": "fp32"}
 
-#: Default ``audio_tolerance``: how much of a window (s) an audio stream may leave uncovered; the
-#: gap is filled with silence and recorded, a longer one is a failure.
-AUDIO_TOLERANCE_S = 2.0
-#: Default ``audio_min_coverage``: the share of a window an audio stream must cover at least.
-#: A shortfall beyond ``audio_tolerance`` but within this keeps the video: its audio is padded
-#: with silence and flagged (severity ``degraded``); only audio covering less fails the video,
-#: whose visual features would otherwise be lost with it.
-AUDIO_MIN_COVERAGE = 0.5
+#: Default ``audio_tolerance`` (``features.audio_tolerance`` of the settings definition): how much
+#: of a window (s) an audio stream may leave uncovered; the gap is filled with silence and
+#: recorded, a longer one is a failure.
+AUDIO_TOLERANCE_S = setting_default("features.audio_tolerance")
+#: Default ``audio_min_coverage`` (``features.audio_min_coverage``): the share of a window an audio
+#: stream must cover at least. A shortfall beyond ``audio_tolerance`` but within this keeps the
+#: video: its audio is padded with silence and flagged (severity ``degraded``); only audio
+#: covering less fails the video, whose visual features would otherwise be lost with it.
+AUDIO_MIN_COVERAGE = setting_default("features.audio_min_coverage")
 #: Audio padding (s) below this is codec rounding: recorded (``padded_s``) but not warned about.
 AUDIO_PAD_NOTE_S = 0.05
 
@@ -103,9 +105,10 @@ class Extractor(ABC):
         self.configure(settings, device, missing_audio, audio_tolerance, engine, audio_min_coverage)
         self.dim = 0
         self.head_prefixes: tuple[str, ...] = ()
+        # settings: the extractor's own default (a teacher's settings have no seed)
         weights = resolve_weights(self.settings.get("weights"), self.settings.get("seed", 0),
                                   self.weights_url(), what=f"{self.settings['extractor']} weights")
-        with seeded(self.settings.get("seed", 0)):
+        with seeded(self.settings.get("seed", 0)):  # settings: the extractor's own default
             model = self.build_model()
         if weights.state_dict is not None:
             load_into(model, weights.state_dict, weights.source, self.head_prefixes)

@@ -40,7 +40,7 @@ and extractors), :mod:`~avvp.parse.windows` (segments, features window by window
 picture) and :mod:`~avvp.parse.many_videos` (the summary).
 """
 
-from .defaults import DEFAULTS, parse_command_settings
+from .defaults import parse_command_settings
 from .events import EVENT_COLUMNS, MODALITIES, find_events
 from .many_videos import SUMMARY_COLUMNS, VIDEO_EXTENSIONS, ParseSummary, expand_videos, parse_videos
 from .model_loading import ROLES, VideoParser, load_parser
@@ -50,7 +50,7 @@ from .timeline import MODALITY_COLOURS, plot_events
 from .windows import SEGMENT_TOLERANCE_S, even_batch, extract_features, video_segments
 
 __all__ = [
-    "DEFAULTS", "EVENT_COLUMNS", "MODALITIES", "MODALITY_COLOURS", "ROLES", "SEGMENT_TOLERANCE_S",
+    "EVENT_COLUMNS", "MODALITIES", "MODALITY_COLOURS", "ROLES", "SEGMENT_TOLERANCE_S",
     "SUMMARY_COLUMNS", "VIDEO_EXTENSIONS", "ParseResult", "ParseSummary", "VideoParser", "even_batch",
     "expand_videos", "extract_features", "find_events", "load_parser", "output_names",
     "parse_command_settings", "parse_video", "parse_videos", "plot_events", "video_segments",

@@ -33,8 +33,6 @@ from typing import Any
 
 from ..errors import ConfigError
 
-KINDS = ("static", "dynamic")
-
 
 @dataclass(frozen=True)
 class Method:

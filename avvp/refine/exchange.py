@@ -19,7 +19,7 @@ The comparison is strict, so a class with zero error (τ = 0) is never dropped, 
 modality's maximum error is 0 nothing is dropped for it: the official code divides by zero there
 and its NaN/inf comparisons are false, which this reproduces without dividing.
 
-Options beyond the official code (settings, see :data:`DEFAULTS`): ``partners`` K > 1 partners per
+Options beyond the official code (settings, see :func:`refine_settings`): ``partners`` K > 1 partners per
 video with the swapped-pass probabilities averaged over them; ``threshold: fixed`` (one threshold
 for every class); ``modalities: audio|visual`` (apply only one modality's drops, the paper's
 Table 3); ``alias_global`` (the official aliasing by which a dropped audio label also zeroes the
@@ -41,42 +41,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from ..settings import merge_settings, require_range
+from ..settings import complete_section
 from .table import LabelResult, label_table
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 2,                 # partner-choice seed, combined with the run (training) seed
-    "partners": 1,             # K partners per video; swapped-pass probabilities averaged
-    "threshold": "relative",   # relative: scale x normalised class error; fixed: fixed_threshold
-    "relative_scale": 0.5,     # the official 0.5
-    "fixed_threshold": 0.5,
-    "modalities": "both",      # both | audio | visual: which modality's labels may be dropped
-    "alias_global": False,     # official aliasing: an audio drop also zeroes the global target
-    "batch_size": 256,
-    "device": "auto",
-}
-THRESHOLDS = ("relative", "fixed")
 #: Share of a modality's labels above which ``avvp refine`` warns that the base model looks untrained.
 WARN_DROP_SHARE = 0.5
-MODALITIES = ("both", "audio", "visual")
 PROB_COLUMNS = ("p_audio", "p_visual", "a_vswap", "v_vswap", "a_aswap", "v_aswap")
 
 
 def refine_settings(given: Mapping[str, Any] | None = None) -> dict:
-    """``given`` merged over :data:`DEFAULTS` and checked."""
-    s = merge_settings(DEFAULTS, given or {}, "refine")
-    if s["threshold"] not in THRESHOLDS:
-        raise ConfigError(f"refine.threshold = {s['threshold']!r} (known: {', '.join(THRESHOLDS)})")
-    if s["modalities"] not in MODALITIES:
-        raise ConfigError(f"refine.modalities = {s['modalities']!r} (known: {', '.join(MODALITIES)})")
-    require_range("refine.partners", int(s["partners"]), 1)
-    require_range("refine.batch_size", int(s["batch_size"]), 1)
-    require_range("refine.fixed_threshold", float(s["fixed_threshold"]), 0.0, 1.0)
-    require_range("refine.relative_scale", float(s["relative_scale"]), 0.0, 1.0)
-    return s
+    """The ``refine`` settings: ``given`` completed with the defaults of the settings definition
+    (:mod:`avvp.settings`) and checked."""
+    return complete_section("refine", given)
 
 
 # --------------------------------------------------------------------------- partner choice
@@ -310,7 +288,7 @@ def refine(model, video_ids: Sequence[str], classes: Sequence[str], labels: np.n
         video_ids, classes: the training videos (in training-list order) and the class names.
         labels: (N, C) weak labels.
         audio, frame, clip: the videos' features, in memory.
-        settings: refine settings over :data:`DEFAULTS`.
+        settings: refine settings (:func:`refine_settings`).
         run_seed: the training seed of the experiment; the partners are drawn with
             ``[settings.seed, run_seed]``, so each seed of an experiment gets its own partners.
         progress: show progress bars.

@@ -40,49 +40,28 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..losses import EPS, visual_smoothing
-from ..settings import merge_settings, require_range
+from ..settings import complete_section
 from .drops import DropRecorder
 from .ratios import NoiseRatios, ratios_from_masks
 
-#: Settings of the noise-ratio pass (config ``ratios``; the official defaults).
-RATIO_DEFAULTS: dict[str, Any] = {
-    "a_thres": 0.6,        # audio noisy iff Pa·p^a / m^a < a_thres
-    "v_thres": 1.8,        # visual noisy iff Pv·p^v / m^v < v_thres
-    "batch_size": 128,     # the pass's batches: class means are the mean of the batch means
-    "seed": 6,             # shuffle seed of the pass (combined with the run seed); official: 6
-    "device": "auto",
-}
-#: Settings of the dynamic denoising during training (config ``train.denoise``).
-DENOISE_DEFAULTS: dict[str, Any] = {
-    "method": "none",      # none | jomold
-    "schedule": "coded",   # coded (as the official code: nothing in epoch 1, then the full ratios) | linear
-    "warm_up_epoch": 0.9,  # W of the schedule (schedule_step)
-}
 SCHEDULES = ("coded", "linear")
 
 
 def ratio_settings(given: Mapping[str, Any] | None = None) -> dict:
-    """``given`` merged over :data:`RATIO_DEFAULTS` and checked."""
-    s = merge_settings(RATIO_DEFAULTS, given or {}, "ratios")
-    require_range("ratios.a_thres", float(s["a_thres"]), 0.0)
-    require_range("ratios.v_thres", float(s["v_thres"]), 0.0)
-    require_range("ratios.batch_size", int(s["batch_size"]), 1)
-    return s
+    """The noise-ratio pass's settings (config ``ratios``): ``given`` completed with the defaults of
+    the settings definition (:mod:`avvp.settings`; the official values) and checked."""
+    return complete_section("ratios", given)
 
 
 def denoise_settings(given: Mapping[str, Any] | None = None) -> dict:
-    """``given`` merged over :data:`DENOISE_DEFAULTS` and checked."""
+    """The dynamic denoising's settings (config ``train.denoise``): ``given`` completed with the
+    defaults of the settings definition and checked, ``method`` against the registered methods."""
     from . import dynamic_method_names
 
-    s = merge_settings(DENOISE_DEFAULTS, given or {}, "train.denoise")
+    s = complete_section("train.denoise", given)
     methods = ("none", *dynamic_method_names())
     if s["method"] not in methods:
         raise ConfigError(f"train.denoise.method = {s['method']!r} (known: {', '.join(methods)})")
-    if s["schedule"] not in SCHEDULES:
-        raise ConfigError(f"train.denoise.schedule = {s['schedule']!r} (known: {', '.join(SCHEDULES)})")
-    w = s["warm_up_epoch"]
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
-        raise ConfigError(f"train.denoise.warm_up_epoch = {w!r} must be a positive number")
     return s
 
 
@@ -123,7 +102,7 @@ def ratios_from_probs(p_a: np.ndarray, p_v: np.ndarray, labels: np.ndarray, clas
         labels: (N, C) weak labels.
         classes: class names.
         order: the pass's shuffled order of the N videos (batches of ``batch_size`` in it).
-        settings: :data:`RATIO_DEFAULTS` overrides.
+        settings: :func:`ratio_settings` overrides.
     """
     s = ratio_settings(settings)
     m_a = mean_of_batch_means(p_a, order, int(s["batch_size"]))
@@ -256,7 +235,7 @@ class JointModalDenoiser:
     Args:
         ratios: the noise ratios (the file of stage 2, or another source).
         n_classes: the model's classes (must match the ratios).
-        settings: ``train.denoise`` (:data:`DENOISE_DEFAULTS`).
+        settings: ``train.denoise`` (:func:`denoise_settings`).
     """
 
     name = "jomold"

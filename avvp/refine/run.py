@@ -145,7 +145,7 @@ def run_ratios(source: str, manifest: str | Path, out: str | Path, *, model: str
             per-modality labels) or ``npz`` (an official ``noise_ratios.npz``, ``npz``).
         manifest: ``manifest.parquet`` (its ``train`` videos).
         out: ``ratios.parquet`` to write.
-        settings: config ``ratios`` (:data:`avvp.refine.jomold.RATIO_DEFAULTS`; estimator only).
+        settings: config ``ratios`` (:func:`avvp.refine.jomold.ratio_settings`; estimator only).
         run_seed: the experiment's seed (the estimator pass's shuffle).
         npz_out: also export the official ``noise_ratios.npz`` here.
         quality_dir: also compare with the true ratios (``quality.parquet/.md/.png`` here).

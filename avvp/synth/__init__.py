@@ -10,9 +10,9 @@ from __future__ import annotations
 from .classes import CATALOGUE, class_names
 from .plan import PLAN_FILE, make_plan, read_plan, write_annotations
 from .render import render_shard, render_video, write_clip
-from .settings import DEFAULTS, PLAN_KEYS, RENDER_KEYS, resolve
+from .settings import PLAN_KEYS, RENDER_KEYS, resolve
 
 __all__ = [
-    "CATALOGUE", "DEFAULTS", "PLAN_FILE", "PLAN_KEYS", "RENDER_KEYS", "class_names", "make_plan",
+    "CATALOGUE", "PLAN_FILE", "PLAN_KEYS", "RENDER_KEYS", "class_names", "make_plan",
     "read_plan", "render_shard", "render_video", "resolve", "write_annotations", "write_clip",
 ]

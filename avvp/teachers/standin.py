@@ -36,16 +36,16 @@ from ..atomic import atomic_path
 from ..errors import InputError
 from ..feature_store import read_store, store_writer
 from ..pooled import frame_store, pool_segments
-from ..settings import merge_settings, parse_settings
+from ..settings import complete_section
 
 #: Stores each modality's teacher reads (the visual one: pooled frames and clips side by side).
 INPUT_ROLES = {"audio": ("audio",), "visual": ("frame", "clip")}
-DEFAULTS: dict[str, Any] = {"hidden": 64, "epochs": 300, "lr": 0.01, "weight_decay": 1e-4, "seed": 0}
 
 
 def settings(given: str | Mapping | None = None) -> dict[str, Any]:
-    """The stand-in training settings merged over :data:`DEFAULTS`."""
-    return merge_settings(DEFAULTS, parse_settings(given), "pseudo.standin.teacher")
+    """The stand-in training settings (config ``pseudo.standin.teacher``) completed with the
+    defaults of the settings definition (:mod:`avvp.settings`) and checked."""
+    return complete_section("pseudo.standin.teacher", given)
 
 
 def segment_features(features_dir: str | Path, modality: str, video_ids: Sequence[str]) -> np.ndarray:

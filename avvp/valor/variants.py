@@ -60,7 +60,7 @@ VALOR_VARIANTS: dict[str, ValorVariant] = {
 }
 
 #: The training recipe common to the three variants (besides the learning rates).
-COMMON_TRAIN: dict[str, Any] = {
+COMMON_TRAIN: dict[str, Any] = {  # settings: a recipe (overrides of the defaults), not defaults
     "epochs": 60, "batch_size": 64, "optimizer": "adamw", "betas": [0.5, 0.999], "eps": 1e-8,
     "weight_decay": 1e-3, "schedule": "warmup_cosine", "warmup_epochs": 10, "clip_grad_norm": 1.0,
     "loss": "valor", "select": "best", "select_metric": "segment_type", "select_ties": "earlier",

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, Mapping
 
-from .. import config_check, experiments, layout
+from .. import experiments, layout, settings
 from ..annotations import TRAIN_TRUTH_FILES
 
 
@@ -27,11 +27,11 @@ class WorkflowBase:
     """
 
     def __init__(self, config: Mapping[str, Any]):
-        config_check.check_config(config)
+        config = settings.complete(config)
         experiments.check_recipes(config.get("recipes"))
         self.config = config
         #: This data set's results folder, ``<results>/<dataset>``.
-        self.results = f"{config.get('results', 'results')}/{config['dataset']}"
+        self.results = f"{config['results']}/{config['dataset']}"
 
     # ------------------------------------------------------------------- paths and settings
     def out(self, path: str) -> str:
@@ -66,7 +66,7 @@ class WorkflowBase:
     def allow_missing_flag(self, wildcards) -> str:
         """`--allow-missing` when evaluate.allow_missing (config, the variant's recipe applied) lets
         val/test videos without features be left out (train, predict, evaluate), else nothing."""
-        allow = self.variant_config(wildcards.variant)[1].get("allow_missing", False)
+        allow = self.variant_config(wildcards.variant)[1]["allow_missing"]
         return "--allow-missing" if allow else ""
 
     # ------------------------------------------------------------------ the data set
@@ -75,7 +75,7 @@ class WorkflowBase:
 
     def annotation_version(self) -> str:
         """Config data.annotation_version."""
-        return self.config["data"].get("annotation_version", "current")
+        return self.config["data"]["annotation_version"]
 
     def annotation_dir(self) -> str:
         """The folder of LLP-format annotation files the workflow reads."""

@@ -40,7 +40,7 @@ class SynthRules(WorkflowBase):
 
     def synth_shards(self) -> list[int]:
         """Indices of the render shards."""
-        return list(range(self.config.get("synth", {}).get("shards", 1)))
+        return list(range(self.config["synth"]["shards"]))
 
     def clip_lists(self) -> list[str]:
         """The per-shard lists of rendered clips (synth); none for other data sets."""
@@ -65,9 +65,9 @@ class FeatureRules(WorkflowBase):
     #: The standard feature roles (one store each): extracted together, merged, read by HAN.
     FEATURE_ROLES = list(FEATURE_ROLES)
 
-    def feature_config(self, key: str, default=None):
-        """One key of the features config section."""
-        return self.config.get("features", {}).get(key, default)
+    def feature_config(self, key: str):
+        """One key of the features config section (defaults filled from the settings definition)."""
+        return self.config["features"][key]
 
     def teacher_roles(self) -> list[str]:
         """VALOR's teacher roles to extract (features.teachers, docs/teachers.md; none by default)."""
@@ -84,7 +84,7 @@ class FeatureRules(WorkflowBase):
     def feature_shards(self, wildcards) -> list[str]:
         """The shard stores of one role, in shard order."""
         return [self.out(layout.fill(layout.FEATURE_SHARD, role=wildcards.role, shard=i))
-                for i in range(self.feature_config("shards", 1))]
+                for i in range(self.feature_config("shards"))]
 
     def shard_pattern(self, pattern: str):
         """A params function: ``pattern`` (FEATURE_SHARD or FEATURE_FAILURES) for the job's shard,
@@ -95,9 +95,9 @@ class FeatureRules(WorkflowBase):
 class ParseRules(WorkflowBase):
     """Downloading the LLP videos, and parsing a folder of videos with a trained model."""
 
-    def parse_config(self, key: str, default=None):
-        """One key of config `parse`."""
-        return (self.config.get("parse") or {}).get(key, default)
+    def parse_config(self, key: str):
+        """One key of config `parse` (defaults filled from the settings definition)."""
+        return self.config["parse"][key]
 
     def parse_video_files(self, wildcards) -> list[str]:
         """The video files of the folder config parse.videos, sorted."""
@@ -120,7 +120,7 @@ class ParseRules(WorkflowBase):
 
     def parse_summary(self) -> str:
         """The summary table `avvp parse` writes (config parse.out, under the results folder)."""
-        return self.out(layout.fill(layout.PARSE_SUMMARY, out=self.parse_config("out", "parsed")))
+        return self.out(layout.fill(layout.PARSE_SUMMARY, out=self.parse_config("out")))
 
     def parse_settings_json(self) -> str:
         """Config `parse` without the rule's own keys, as JSON for --settings."""

@@ -65,7 +65,7 @@ class TrainRules(WorkflowBase):
         The default temperature is the variant's train.contrastive.tau (its recipe applied).
         """
         variant = experiments.get_variant(name)
-        default_tau = self.variant_config(name)[0].get("contrastive", {}).get("tau", 0.2)
+        default_tau = self.variant_config(name)[0]["contrastive"]["tau"]
         return variant.contrastive, experiments.train_tau(variant, default_tau), variant.labels_from
 
     def train_labels(self, wildcards) -> str | None:
@@ -138,7 +138,7 @@ class TrainRules(WorkflowBase):
 
     def predict_settings_json(self, wildcards) -> str:
         """The predict settings: the variant's training device."""
-        return compact_json({"device": self.variant_config(wildcards.variant)[0].get("device", "auto")})
+        return compact_json({"device": self.variant_config(wildcards.variant)[0]["device"]})
 
 
 class RefineRules(QualityReports):
@@ -206,11 +206,11 @@ class EvaluateRules(WorkflowBase):
 
     def evaluate_gate(self, wildcards) -> str:
         """The video-level gate of variant {variant}: config evaluate.gate, its recipe applied."""
-        return self.variant_config(wildcards.variant)[1].get("gate", "han")
+        return self.variant_config(wildcards.variant)[1]["gate"]
 
     def evaluate_timeline_videos(self, wildcards) -> int:
         """How many videos variant {variant}'s timeline.png draws (config evaluate, recipe applied)."""
-        return self.variant_config(wildcards.variant)[1].get("timeline_videos", 4)
+        return self.variant_config(wildcards.variant)[1]["timeline_videos"]
 
     def table_metrics(self, wildcards) -> list[str]:
         """The test metrics.json of every row variant and seed of table {table} (and the denoising

@@ -18,22 +18,22 @@ class TeachRules(WorkflowBase):
 
     PSEUDO_MODALITIES = PSEUDO_MODALITIES
 
-    def pseudo_config(self, key: str, default=None):
-        """One key of the pseudo config section."""
-        return (self.config.get("pseudo") or {}).get(key, default)
+    def pseudo_config(self, key: str):
+        """One key of the pseudo config section (defaults filled from the settings definition)."""
+        return self.config["pseudo"][key]
 
     def pseudo_teacher(self) -> str:
         """release (VALOR's released labels), standin (the demo's) or valor (CLIP and CLAP)."""
         if self.pseudo_config("release"):
             return "release"
-        teacher = self.pseudo_config("teacher", "auto")
+        teacher = self.pseudo_config("teacher")
         if teacher == "auto":
             return "standin" if self.is_synth() else "valor"
         return teacher
 
-    def standin_config(self, key: str, default=None):
-        """One key of pseudo.standin."""
-        return (self.pseudo_config("standin") or {}).get(key, default)
+    def standin_config(self, key: str):
+        """One key of pseudo.standin (defaults filled from the settings definition)."""
+        return self.config["pseudo"]["standin"][key]
 
     def standin_synth(self) -> dict:
         """The synth section with the pool's overrides (another seed, other sizes)."""
@@ -50,10 +50,10 @@ class TeachRules(WorkflowBase):
 
     def standin_teacher_json(self) -> str:
         """pseudo.standin.teacher (the stand-in teachers' training settings) as JSON."""
-        return compact_json(self.standin_config("teacher", {}))
+        return compact_json(self.standin_config("teacher"))
 
     def standin_shards(self) -> list[int]:
-        return list(range(self.standin_config("shards", 1)))
+        return list(range(self.standin_config("shards")))
 
     def standin_clip_lists(self) -> list[str]:
         """The per-shard lists of the pool's rendered clips."""
@@ -72,7 +72,7 @@ class TeachRules(WorkflowBase):
 
     def pseudo_score_splits(self) -> list[str]:
         """The splits the labels are scored on: the configured ones, and train on the demo (its truth)."""
-        splits = list(self.pseudo_config("score_splits", ["test"]))
+        splits = list(self.pseudo_config("score_splits"))
         return splits + (["train"] if self.is_synth() and "train" not in splits else [])
 
     def pseudo_targets(self) -> list[str]:

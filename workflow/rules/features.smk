@@ -47,10 +47,10 @@ else:
             shard=r"\d+",
         conda:
             "../../envs/avvp.yaml"
-        threads: W.feature_config("threads", 2)
+        threads: W.feature_config("threads")
         params:
             settings=W.settings_json("features"),
-            shards=W.feature_config("shards", 1),
+            shards=W.feature_config("shards"),
             stores=W.shard_pattern(layout.FEATURE_SHARD),
             failures=W.shard_pattern(layout.FEATURE_FAILURES),
         shell:
@@ -81,11 +81,11 @@ else:
                 shard=r"\d+",
             conda:
                 "../../envs/avvp.yaml"
-            threads: W.feature_config("threads", 2)
+            threads: W.feature_config("threads")
             params:
                 roles=" ".join(W.teacher_roles()),
                 settings=W.settings_json("features"),
-                shards=W.feature_config("shards", 1),
+                shards=W.feature_config("shards"),
                 stores=W.shard_pattern(layout.FEATURE_SHARD),
                 failures=W.shard_pattern(layout.FEATURE_FAILURES),
             shell:

@@ -73,7 +73,7 @@ if W.pseudo_teacher() == "standin":
         params:
             settings=W.standin_plan_json(),
             folder=W.output_dir("train"),
-            prefix=W.standin_config("id_prefix", "P"),
+            prefix=W.standin_config("id_prefix"),
         shell:
             "avvp synth plan --settings '{params.settings}' --out {params.folder}"
             " --id-prefix {params.prefix} > {log} 2>&1"
@@ -114,7 +114,7 @@ if W.pseudo_teacher() == "standin":
             W.benchmark("teach/pool_features")
         conda:
             "../../envs/avvp.yaml"
-        threads: W.feature_config("threads", 2)
+        threads: W.feature_config("threads")
         params:
             settings=W.settings_json("features"),
             pool=W.output_dir("manifest"),
