@@ -63,7 +63,8 @@ def test_train_bench_rejects_bad_options(args, message):
 def test_extract_bench_compares_avvp_with_the_official_procedure(tmp_path):
     """Both sides run as processes on the same clips with the same (small) networks and weights:
     their features agree up to what JPEG files and PIL's resizing change, bf16 is close to fp32."""
-    tiny = {"frame": {"backbone": "resnet18", "size": 40, "crop": 32}, "clip": {"size": 16}}
+    tiny = {"frame": {"backbone": "resnet18", "size": 40, "crop": 32},  # 16 frames: 4 batches of 4
+            "batch_size": {"audio": 20, "frame": 4, "clip": 5, "clip_image": 10, "clap_audio": 11}, "clip": {"size": 16}}
     out = _run("extract.py", "--n", "1", "--threads", "1", "--settings", json.dumps(tiny),
                "--keep", str(tmp_path))
     for variant in ("official", "avvp fp32", "avvp bf16"):
@@ -86,3 +87,27 @@ def test_evaluate_and_refine_benches_print_their_figures():
     assert re.search(r"evaluate_arrays .*: [\d.]+ ms", out), out
     out = _run("refine.py", "--videos", "32", "--repeats", "1", "--threads", "1")
     assert re.search(r"refine / epoch = [\d.]+", out), out
+
+
+def test_extract_bench_times_the_teachers_beside_resnet(tmp_path):
+    """The teacher part in a tiny mode (tiny random teachers written here, ResNet-18 at 32 px, one
+    2-s clip): every role × precision row of the table, with positive numbers; no timing asserted."""
+    from test_teachers import write_clap_teacher, write_clip_teacher
+
+    tiny = {"frame": {"backbone": "resnet18", "size": 40, "crop": 32},  # 16 frames: 4 batches of 4
+            "batch_size": {"audio": 20, "frame": 4, "clip": 5, "clip_image": 10, "clap_audio": 11},
+            "clip_image": {"weights": str(write_clip_teacher(tmp_path / "clip"))},
+            "clap_audio": {"weights": str(write_clap_teacher(tmp_path / "clap"))}}
+    out = _run("extract.py", "--teachers", "--n", "1", "--seconds", "2", "--threads", "1",
+               "--settings", json.dumps(tiny), "--keep", str(tmp_path / "run"))
+    assert re.search(r"CPU .+, \d{4}-\d\d-\d\d \d\d:\d\d UTC", out), out
+    number = r"([\d.]+)"
+    rows = re.findall(rf"^\| (frame|clip_image|clap_audio) \| (fp32|bf16) \| {number} \| {number} \| {number}x \| "
+                      rf"{number} \| {number} \| {number}% \|$", out, re.M)
+    assert sorted((r, p) for r, p, *_ in rows) == sorted(
+        (r, p) for r in ("frame", "clip_image", "clap_audio") for p in ("fp32", "bf16")), out
+    for role, precision, wall, forward, ratio, gflop, rate, share in rows:
+        assert float(wall) > float(forward) > 0 and float(gflop) > 0 and float(rate) > 0, out
+        assert (float(ratio) == 1.0) == (role == "frame"), out
+    assert len(re.findall(r"round 1: ", out)) == 6, out
+    assert re.search(r"matrix-product rate .*fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", out), out
