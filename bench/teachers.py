@@ -46,10 +46,8 @@ def gflop_per_clip(role: str, settings: dict, seconds: float) -> float:
     if role == "frame":
         crop = settings["frame"]["crop"] or settings["frame"]["size"]
         unit, run = torch.zeros(1, 3, crop, crop), ext.model
-    elif role == "clip_image":
-        unit, run = torch.zeros(1, 3, 224, 224), ext.embed_units
     else:
-        unit, run = torch.zeros(1, 480000), ext.embed_units
+        unit, run = torch.zeros(1, *ext.unit_shape), ext.embed_units
     return count_gflop(run, unit) * ext.units(seconds)
 
 

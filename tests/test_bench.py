@@ -63,8 +63,7 @@ def test_train_bench_rejects_bad_options(args, message):
 def test_extract_bench_compares_avvp_with_the_official_procedure(tmp_path):
     """Both sides run as processes on the same clips with the same (small) networks and weights:
     their features agree up to what JPEG files and PIL's resizing change, bf16 is close to fp32."""
-    tiny = {"frame": {"backbone": "resnet18", "size": 40, "crop": 32},  # 16 frames: 4 batches of 4
-            "batch_size": {"audio": 20, "frame": 4, "clip": 5, "clip_image": 10, "clap_audio": 11}, "clip": {"size": 16}}
+    tiny = {"frame": {"backbone": "resnet18", "size": 40, "crop": 32}, "clip": {"size": 16}}
     out = _run("extract.py", "--n", "1", "--threads", "1", "--settings", json.dumps(tiny),
                "--keep", str(tmp_path))
     for variant in ("official", "avvp fp32", "avvp bf16"):
@@ -108,6 +107,6 @@ def test_extract_bench_times_the_teachers_beside_resnet(tmp_path):
         (r, p) for r in ("frame", "clip_image", "clap_audio") for p in ("fp32", "bf16")), out
     for role, precision, wall, forward, ratio, gflop, rate, share in rows:
         assert float(wall) > float(forward) > 0 and float(gflop) > 0 and float(rate) > 0, out
-        assert (float(ratio) == 1.0) == (role == "frame"), out
+        assert float(ratio) > 0 and (role != "frame" or float(ratio) == 1.0), out
     assert len(re.findall(r"round 1: ", out)) == 6, out
     assert re.search(r"matrix-product rate .*fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", out), out
