@@ -100,7 +100,8 @@ def _table(results: dict, n: int, seconds: float, rounds: int, gflop: dict, limi
         wall = float(np.mean([r["wall"] for r in runs])) / n
         forward = float(np.mean([pure_forward(r, units[role], batches[role]) for r in runs])) / n
         base = float(np.mean([r["wall"] for r in results[("frame", precision)]])) / n
-        rate = gflop[role] / forward if forward > 0 else float("nan")  # nan: all inside the compile pass
+        # below the report's resolution (0.01 s for all clips) the rate is not measured: n/a
+        rate = gflop[role] / forward if forward * n >= 0.01 else float("nan")
         rows.append(dict(zip(COLUMNS, (role, precision, wall, forward, wall / base, gflop[role], rate,
                                        rate / limits[precision]))))
     print(f"\n{n} clips of {seconds:g} s, whole processes, mean of {rounds} interleaved round(s):")
@@ -108,6 +109,14 @@ def _table(results: dict, n: int, seconds: float, rounds: int, gflop: dict, limi
     print("|" + "---|" * len(COLUMNS))
     for row in rows:
         print(f"| {row['role']} | {row['precision']} | {row['s/clip']:.2f} | {row['forward s/clip']:.2f} | "
-              f"{row['ratio to ResNet-152']:.2f}x | {row['GFLOP/clip']:.0f} | {row['GFLOP/s']:.0f} | "
-              f"{100 * row['share of matmul rate']:.0f}% |", flush=True)
+              f"{row['ratio to ResNet-152']:.2f}x | {_figure(row['GFLOP/clip'])} | {_figure(row['GFLOP/s'])} | "
+              f"{_figure(100 * row['share of matmul rate'])}% |", flush=True)
     return rows
+
+
+def _figure(value: float) -> str:
+    """A table figure: whole above 100, three significant digits below (tiny test models), n/a
+    where not measured."""
+    if value != value:
+        return "n/a"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
