@@ -27,8 +27,9 @@ Examples::
     python bench/extract.py --n 12 --rounds 2
     python bench/extract.py --clips results/demo/clips --n 4 --precision fp32 --no-official
     python bench/extract.py --device cuda --workers 6 --n 200 --no-official
-    python bench/extract.py --teachers --size 128x96  # VALOR's teachers beside ResNet-152
-                                                      # (bench/teachers.py), demo-sized clips
+    python bench/extract.py --teachers --rounds 2     # VALOR's teachers beside ResNet-152,
+                                                      # interleaved (bench/teachers.py), 10
+                                                      # synthetic demo-sized (128x96) clips
 """
 
 from __future__ import annotations
@@ -84,10 +85,20 @@ def synthetic_clips(folder: Path, n: int, seconds: float, size=(320, 240), fps: 
     return paths
 
 
-def gflop_per_unit(features: dict) -> dict[str, float]:
-    """GFLOP of one model input's forward pass per role (``torch.utils.flop_counter``, 2 per MAC)."""
+def count_gflop(run, x) -> float:
+    """GFLOP of ``run(x)`` (``torch.utils.flop_counter``, 2 per multiply-add)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        run(x)
+    return counter.get_total_flops() / 1e9
+
+
+def gflop_per_unit(features: dict) -> dict[str, float]:
+    """GFLOP of one model input's forward pass per role."""
+    import torch
 
     from avvp.extractors import create_extractor
 
@@ -97,10 +108,7 @@ def gflop_per_unit(features: dict) -> dict[str, float]:
     out = {}
     for role in ROLES:
         ext = create_extractor(features[role], role, engine="eager")  # the plain model's FLOPs
-        counter = FlopCounterMode(display=False)
-        with counter, torch.inference_mode():
-            ext.model(torch.zeros(shapes[role]))
-        out[role] = counter.get_total_flops() / 1e9
+        out[role] = count_gflop(ext.model, torch.zeros(shapes[role]))
     return out
 
 
@@ -174,6 +182,16 @@ def run_avvp(manifest: Path, out: Path, settings: dict, threads: int, roles=("al
     return {"wall": wall, "cpu": cpu, "job": job, "forward": forward, "compile": compiling, "wait": waiting}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (as ``lscpu`` gives it), for the printed figures."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def _timed(cmd: list[str], threads: int) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run a process; returns it, its wall time and the CPU time (user + system) it and its
     children used (less sensitive than wall time to other work on a shared machine)."""
@@ -222,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default=None, help="folder of .mp4 clips (default: the LLP sample + synthetic)")
     parser.add_argument("--n", type=int, default=10, help="number of clips")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (s)")
-    parser.add_argument("--size", default="320x240", help="synthetic clip size WxH")
+    parser.add_argument("--size", default=None,
+                        help="synthetic clip size WxH (default 320x240; 128x96, the demo's, with --teachers)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every process")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (order reversed each round)")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
@@ -234,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-official", action="store_true", help="time avvp alone")
     parser.add_argument("--keep", default=None, help="keep clips and outputs in this folder")
     parser.add_argument("--teachers", action="store_true",
-                        help="time VALOR's teachers (CLIP, CLAP) beside ResNet-152 instead (bench/teachers.py)")
+                        help="time VALOR's teachers (CLIP, CLAP) beside ResNet-152 instead (bench/teachers.py; "
+                             "synthetic clips only)")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda"):
         import torch
@@ -257,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args, root: Path, official: bool) -> int:
     clips_dir = root / "clips"
     clips_dir.mkdir(exist_ok=True)
+    width, height = (int(v) for v in (args.size or ("128x96" if args.teachers else "320x240")).split("x"))
     if args.clips:
         paths = sorted(Path(args.clips).glob("*.mp4"))[: args.n]
     else:
-        real = [SAMPLE] if SAMPLE.exists() and args.seconds <= 10 else []
-        width, height = (int(v) for v in args.size.split("x"))
+        real = [SAMPLE] if SAMPLE.exists() and args.seconds <= 10 and not args.teachers else []
         paths = real + synthetic_clips(clips_dir, args.n - len(real), args.seconds, (width, height))
     ids = [f"{p.stem}_0_{args.seconds:g}" for p in paths]
     manifest = root / "manifest.parquet"
@@ -277,6 +297,10 @@ def _bench(args, root: Path, official: bool) -> int:
                 "prefetch": 2 * workers + 2, **{r: dict(v) for r, v in OFFICIAL_FEATURES.items()}}
     if args.batch_size:
         settings["batch_size"] = args.batch_size
+    if args.teachers:
+        from teachers import TEACHER_FEATURES
+
+        settings.update({r: dict(v) for r, v in TEACHER_FEATURES.items()})
     for key, value in json.loads(args.settings or "{}").items():
         settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
     from avvp.extract import feature_settings, role_batch
@@ -285,10 +309,11 @@ def _bench(args, root: Path, official: bool) -> int:
     if args.teachers:
         from teachers import bench_teachers
 
-        print(f"{len(paths)} clips of {args.seconds:g} s, device {args.device}, {args.threads} torch threads "
-              "per process", flush=True)
+        print(f"{len(paths)} clips of {args.seconds:g} s{'' if args.clips else f' at {width}x{height}'}, device {args.device}, {args.threads} "
+              f"torch threads per process; CPU {cpu_model()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+              flush=True)
         bench_teachers(manifest, root, len(paths), args.seconds, args.threads, settings, args.precision,
-                       args.device)
+                       args.device, args.rounds)
         return 0
 
     per_unit = gflop_per_unit(settings)

@@ -86,3 +86,29 @@ def test_evaluate_and_refine_benches_print_their_figures():
     assert re.search(r"evaluate_arrays .*: [\d.]+ ms", out), out
     out = _run("refine.py", "--videos", "32", "--repeats", "1", "--threads", "1")
     assert re.search(r"refine / epoch = [\d.]+", out), out
+
+
+def test_extract_bench_times_the_teachers_beside_resnet(tmp_path):
+    """The teacher part in a tiny mode (tiny random teachers written here, ResNet-18 at 32 px, one
+    2-s clip): every role × precision row of the table, with positive numbers; no timing asserted."""
+    from test_teachers import write_clap_teacher, write_clip_teacher
+
+    tiny = {"frame": {"backbone": "resnet18", "size": 40, "crop": 32},  # 16 frames: 4 batches of 4
+            "batch_size": {"audio": 20, "frame": 4, "clip": 5, "clip_image": 10, "clap_audio": 11},
+            "clip_image": {"weights": str(write_clip_teacher(tmp_path / "clip"))},
+            "clap_audio": {"weights": str(write_clap_teacher(tmp_path / "clap"))}}
+    out = _run("extract.py", "--teachers", "--n", "1", "--seconds", "2", "--threads", "1",
+               "--settings", json.dumps(tiny), "--keep", str(tmp_path / "run"))
+    assert re.search(r"CPU .+, \d{4}-\d\d-\d\d \d\d:\d\d UTC", out), out
+    number, rate = r"([\d.e+-]+)", r"([\d.e+-]+|n/a)"  # n/a: forward time below the report's resolution
+    rows = re.findall(rf"^\| (frame|clip_image|clap_audio) \| (fp32|bf16) \| {number} \| {number} \| {number}x \| "
+                      rf"{number} \| {rate} \| {rate}% \|$", out, re.M)
+    assert sorted((r, p) for r, p, *_ in rows) == sorted(
+        (r, p) for r in ("frame", "clip_image", "clap_audio") for p in ("fp32", "bf16")), out
+    for role, precision, wall, forward, ratio, gflop, speed, share in rows:
+        assert float(wall) > float(forward) >= 0 and float(gflop) > 0 and float(ratio) > 0, out
+        assert role != "frame" or float(ratio) == 1.0, out
+        assert (speed == "n/a") == (share == "n/a"), out
+        assert speed == "n/a" or (float(speed) > 0 and float(share) > 0), out
+    assert len(re.findall(r"round 1: ", out)) == 6, out
+    assert re.search(r"matrix-product rate .*fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", out), out

@@ -360,3 +360,27 @@ def test_original_laion_checkpoint_loads_into_the_same_model(tmp_path, teachers)
     own = model.state_dict()
     for key, value in loaded.model.state_dict().items():
         torch.testing.assert_close(value, own[key], msg=key)
+
+
+def test_auto_batch_is_the_cpu_default_or_sized_to_free_gpu_memory():
+    """``batch_size: auto``: the CPU batch on the CPU, the extractor's GPU sizing on CUDA (a stand-in
+    extractor here: no GPU in the tests), and the sizing arithmetic itself."""
+    from types import SimpleNamespace
+
+    from avvp.errors import ConfigError
+    from avvp.extract import CPU_BATCH, feature_settings, role_batch
+    from avvp.extractors.teacher import batch_for_memory
+
+    settings = feature_settings({})
+    assert role_batch(settings, "clip_image") == CPU_BATCH["clip_image"]
+    cpu = SimpleNamespace(device=torch.device("cpu"), gpu_batch=lambda: pytest.fail("sized on the CPU"))
+    assert role_batch(settings, "clap_audio", cpu) == CPU_BATCH["clap_audio"]
+    gpu = SimpleNamespace(device=torch.device("cuda"), gpu_batch=lambda: 77)
+    assert role_batch(settings, "clap_audio", gpu) == 77
+    with pytest.raises(ConfigError, match=r"batch_size \(audio\): auto is for the teachers"):
+        feature_settings({"batch_size": "auto"})
+    # 1 unit peaks at 3 GB, 2 units at 5 GB: 2 GB per unit + 1 GB fixed; 70 % of 40 GB free fits 13.
+    gb = 2 ** 30
+    assert batch_for_memory(40 * gb, 3 * gb, 5 * gb) == 13
+    assert batch_for_memory(gb, 3 * gb, 5 * gb) == 1            # never below one
+    assert batch_for_memory(80 * gb, gb, gb + 1000, limit=64) == 64

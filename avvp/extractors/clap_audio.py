@@ -48,6 +48,7 @@ class ClapAudioExtractor(TeacherExtractor):
 
     role = "clap_audio"
     stream = "audio"
+    unit_shape = (A.CLIP_SAMPLES,)
     sample_rate = A.SAMPLE_RATE
     prompts = clap_prompts()
     token_options = {"padding": "max_length", "max_length": TEXT_TOKENS, "truncation": True}

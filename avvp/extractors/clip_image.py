@@ -49,6 +49,7 @@ class ClipImageExtractor(TeacherExtractor):
 
     role = "clip_image"
     stream = "video"
+    unit_shape = (3, SIZE, SIZE)
     prompts = CLIP_PROMPTS
     defaults = {"extractor": "clip_vit_l14", "weights": "openai/clip-vit-large-patch14",
                 "text_encoder": None, "seed": 0}

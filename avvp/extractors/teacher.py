@@ -42,6 +42,21 @@ class EagerEngine:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
+#: Share of a GPU's free memory that ``batch_size: auto`` fills, and the largest batch it picks.
+GPU_MEMORY_SHARE = 0.7
+GPU_BATCH_LIMIT = 512
+
+
+def batch_for_memory(free: int, peak_one: int, peak_two: int, share: float = GPU_MEMORY_SHARE,
+                     limit: int = GPU_BATCH_LIMIT) -> int:
+    """The batch that fits ``share`` of ``free`` bytes, from the peak memory (bytes above what was
+    allocated before) of a forward pass of one unit and of two: per unit ``peak_two - peak_one``,
+    fixed ``peak_one`` less that. At least 1, at most ``limit``."""
+    per_unit = max(peak_two - peak_one, 1)
+    fixed = max(peak_one - per_unit, 0)
+    return int(max(1, min(limit, (share * free - fixed) // per_unit)))
+
+
 class TeacherExtractor(Extractor):
     """Base class of the teachers: loads the model, embeds the class prompts, runs the batches.
 
@@ -54,6 +69,8 @@ class TeacherExtractor(Extractor):
     token_options: Mapping = {"padding": True}
 
     input_ndim = 0
+    #: The shape of one model input unit (what :meth:`gpu_batch` probes with).
+    unit_shape: tuple[int, ...] = ()
 
     def __init__(self, settings: Mapping, device: str | torch.device = "cpu", missing_audio: str = "error",
                  audio_tolerance: float = AUDIO_TOLERANCE_S, engine: str = "jit", batch_size: int | None = None,
@@ -101,6 +118,22 @@ class TeacherExtractor(Extractor):
     def scores(self, embeddings: torch.Tensor) -> torch.Tensor:
         """exp(logit scale) · cos(unit, class prompt): (B, C)."""
         return self.logit_scale * embeddings.float() @ self.text.T
+
+    def gpu_batch(self) -> int:
+        """The batch for ``batch_size: auto`` on CUDA: forward passes of one and two zero units
+        measure the peak memory per unit, which :func:`batch_for_memory` fits into the GPU's free
+        memory. **Untested**: no GPU was available when it was written."""
+        device = self.device
+        peaks = []
+        for count in (1, 2):
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            self.forward(torch.zeros((count, *self.unit_shape)))
+            torch.cuda.synchronize(device)
+            peaks.append(torch.cuda.max_memory_allocated(device) - before)
+        free, _ = torch.cuda.mem_get_info(device)
+        return batch_for_memory(free, *peaks)
 
     def forward(self, units: torch.Tensor) -> np.ndarray:
         """One batch → (B, C + F) float32 rows: each unit's class scores, then its features."""
