@@ -230,6 +230,23 @@ def test_shipped_configs_and_table1():
         assert (train["epochs"], train["select"], train["gate"], evaluate["gate"]) == (12, "last", "ma", "ma")
 
 
+def test_llp_configs_have_the_valor_rows(tmp_path):
+    """The LLP configs build the methods table with VALOR and VALOR++ and the published numbers:
+    llp.yaml extracts the teachers from the videos, llp_features.yaml imports VALOR's release."""
+    for name, extracted in (("config/llp.yaml", True), ("config/llp_features.yaml", False)):
+        config = _config(name)
+        settings = E.table_settings(config)
+        assert "methods" in E.enabled_tables(config) and settings["published"]
+        rows = [r.variant for r in E.table_rows("methods", settings)]
+        assert {"valor", "valor_ma", "valor_jomold", "valor_pp"} <= set(rows), name
+        assert (set(config["features"].get("teachers") or ()) == set(E.TEACHER_ROLES)) == extracted
+        assert bool(config["pseudo"]["release"]) != extracted
+    plan = _dry_run(_config("config/llp_features.yaml"), tmp_path)
+    assert "avvp teach release --folder data/valor" in plan
+    assert "--out results/llp_features/models/valor_pp/seed3/model.pt" in plan
+    assert "results/llp_features/tables/methods.md" in plan
+
+
 @pytest.mark.parametrize("patch, ok", [
     ({"recipes": {}}, True),
     ({"recipes": {"han": {"train": {"epochs": 30, "contrastive": {"tau": 0.1}}, "evaluate": {"gate": "ma"}}}}, True),

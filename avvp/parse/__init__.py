@@ -19,7 +19,10 @@ How a video becomes events:
    last row 24 s early). Each window is decoded once for the three roles
    (:class:`avvp.extractors.joint.ClipDecoder`). A file without an audio stream is parsed with
    silence in its place, and the output says so; a file without a video stream is an error naming
-   it.
+   it. A VALOR++ model reads VALOR's teachers instead of VGGish and ResNet (its declared input
+   roles): CLAP's (64, 768) token map of each window (the model pools each window's map to that
+   window's segments) and one CLIP embedding per second; their weights come from the same
+   settings as ``avvp extract`` (``features.clap_audio``, ``features.clip_image``).
 3. **Binarisation**, as in the evaluation (:func:`avvp.metrics.binarize`): segment t of class c is
    audio-positive when P_audio[t, c] ≥ threshold and the video-level gate passes (gate ``ma``,
    the default: the class's audio probability ``a_prob`` ≥ threshold; gate ``han``: the global
@@ -47,12 +50,12 @@ from .model_loading import ROLES, VideoParser, load_parser
 from .one_video import ParseResult, parse_video
 from .output import output_names, write_result
 from .timeline import MODALITY_COLOURS, plot_events
-from .windows import SEGMENT_TOLERANCE_S, even_batch, extract_features, video_segments
+from .windows import SEGMENT_TOLERANCE_S, even_batch, extract_features, video_segments, window_segments
 
 __all__ = [
     "EVENT_COLUMNS", "MODALITIES", "MODALITY_COLOURS", "ROLES", "SEGMENT_TOLERANCE_S",
     "SUMMARY_COLUMNS", "VIDEO_EXTENSIONS", "ParseResult", "ParseSummary", "VideoParser", "even_batch",
     "expand_videos", "extract_features", "find_events", "load_parser", "output_names",
     "parse_command_settings", "parse_video", "parse_videos", "plot_events", "video_segments",
-    "write_result",
+    "window_segments", "write_result",
 ]

@@ -1,5 +1,11 @@
 """Find and load the trained model a video is parsed with, and build the feature extractors it was
-trained with (their settings and weight identity from the model file, given settings or a config)."""
+trained with (their settings and weight identity from the model file, given settings or a config).
+
+The extractors follow the model's declared input roles (:func:`avvp.architectures.input_roles`):
+VGGish, ResNet and R(2+1)D for HAN, MA, JoMoLD and VALOR; for VALOR++ the teachers CLAP
+(``clap_audio``, the audio input) and CLIP (``clip_image``, the 2-D visual input) beside R(2+1)D.
+Their weights come from the same settings as ``avvp extract`` (``features.clap_audio`` /
+``features.clip_image``; a missing weight file is a MissingWeightsError naming it)."""
 
 from __future__ import annotations
 
@@ -13,11 +19,12 @@ import torch
 
 from ..classes import LLP_CLASSES
 from ..errors import ConfigError, InputError
-from ..feature_roles import FEATURE_ROLES
+from ..feature_roles import FEATURE_ROLES, TEACHER_ROLES
 from .defaults import parse_command_settings
 
 log = logging.getLogger(__package__)  # "avvp.parse", as before the split into modules
 
+#: The model's input slots, in the order of its forward arguments.
 ROLES = FEATURE_ROLES
 
 
@@ -26,9 +33,10 @@ class VideoParser:
     """A loaded model with the feature extractors it was trained with.
 
     Attributes:
-        model: the HAN in eval mode on ``device``.
+        model: the HAN (or VALOR) in eval mode on ``device``.
         classes: class names in model output order.
-        extractors: role -> extractor (``avvp.extractors``).
+        extractors: input slot (audio, frame, clip) -> extractor (``avvp.extractors``) of the
+            role the model reads there (:attr:`roles`).
         feature_source: where the extractor settings came from ("model file", "features
             settings" or the config file's path).
         settings: the parse settings.
@@ -44,6 +52,13 @@ class VideoParser:
     device: torch.device
     model_path: Path
     notes: list[str] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=lambda: {slot: slot for slot in ROLES})
+
+    @property
+    def windowed_audio(self) -> bool:
+        """The audio input is CLAP's token map: one 64-token map per window, not one row per
+        segment (the model is told each window's segments)."""
+        return self.roles.get("audio") == "clap_audio"
 
 
 def load_parser(model_path: str | Path, settings: Mapping | None = None,
@@ -69,38 +84,46 @@ def load_parser(model_path: str | Path, settings: Mapping | None = None,
     s = parse_command_settings(settings)
     model_path = Path(model_path)
     model, info = load_model(model_path)
-    _check_roles(model, model_path)
+    roles = _model_roles(model, model_path)
     classes = info.get("classes") or _default_classes(model, model_path)
     device = resolve_device(s["device"])
     notes: list[str] = []
     trained = _trained_attrs(info.get("meta", {}))
-    role_settings, source = _feature_settings(trained, features, config, model_path)
+    role_settings, source = _feature_settings(trained, features, config, model_path, roles)
     if source != "model file":
         notes.append(f"feature-extractor settings taken from {source}, not from the model file")
         log.warning("%s: %s", model_path, notes[-1])
     extractors = {}
-    for role in ROLES:
-        ext = create_extractor(role_settings[role], role, device=device, missing_audio="silence",
+    for slot in ROLES:
+        ext = create_extractor(role_settings[slot], roles[slot], device=device, missing_audio="silence",
                                audio_tolerance=s["audio_tolerance"], engine=s["engine"],
                                audio_min_coverage=s["audio_min_coverage"])
-        _check_identity(ext, trained.get(role), model_path, source)
-        extractors[role] = ext
+        _check_identity(ext, trained.get(slot), model_path, source)
+        extractors[slot] = ext
     _check_dims(model.config, extractors, model_path, source)
+    if roles["audio"] == "clap_audio" and int(s["window"]) != CLAP_WINDOW_S:
+        notes.append(f"window {s['window']} s: CLAP's token map is computed per window and stretched to "
+                     f"{CLAP_WINDOW_S} s as in training; the model was trained on {CLAP_WINDOW_S}-s clips")
     return VideoParser(model.to(device).eval(), list(classes), extractors, source, s, device,
-                       model_path, notes)
+                       model_path, notes, roles)
 
 
-def _check_roles(model, path: Path) -> None:
-    """Refuse a model that reads other features than the three extractors parse runs (VALOR++:
-    the CLAP token map and CLIP embeddings)."""
+#: The clip length CLAP's token map covers in training (VALOR: the 10-s LLP clips).
+CLAP_WINDOW_S = 10
+
+
+def _model_roles(model, path: Path) -> dict[str, str]:
+    """Input slot -> the feature role the model reads there; ConfigError for a role parse cannot
+    extract."""
     from ..architectures import STANDARD_ROLES, input_roles
 
     roles = input_roles(model)
-    other = {slot: role for slot, role in roles.items() if STANDARD_ROLES[slot] != role}
+    known = set(STANDARD_ROLES.values()) | set(TEACHER_ROLES)
+    other = sorted(role for role in roles.values() if role not in known)
     if other:
-        raise ConfigError(f"{path}: the model reads {', '.join(sorted(other.values()))} features; parse "
-                          f"extracts only {', '.join(STANDARD_ROLES.values())} (use avvp predict on "
-                          "feature stores that hold them)")
+        raise ConfigError(f"{path}: the model reads {', '.join(other)} features; parse extracts only "
+                          f"{', '.join(sorted(known))} (use avvp predict on feature stores that hold them)")
+    return {slot: roles.get(slot, slot) for slot in ROLES}
 
 
 def _default_classes(model, path: Path) -> list[str]:
@@ -141,10 +164,11 @@ def _recorded_settings(attrs: Mapping) -> dict | None:
 
 
 def _feature_settings(trained: Mapping, features: Mapping | None, config: str | Path | None,
-                      model_path: Path) -> tuple[dict[str, dict], str]:
+                      model_path: Path, roles: Mapping[str, str]) -> tuple[dict[str, dict], str]:
+    """Slot -> extractor settings, and where they came from."""
     if features is not None:
-        return _roles_of(features, "the given features settings"), "the given features settings"
-    recorded = {role: _recorded_settings(trained[role]) for role in trained}
+        return _roles_of(features, "the given features settings", roles), "the given features settings"
+    recorded = {slot: _recorded_settings(trained[slot]) for slot in trained}
     if len(recorded) == len(ROLES) and all(recorded.values()):
         return recorded, "model file"
     if config is None:
@@ -156,16 +180,19 @@ def _feature_settings(trained: Mapping, features: Mapping | None, config: str | 
     if not isinstance(section, Mapping):
         raise ConfigError(f"{config}: no 'features' section (needed for {model_path}, which records"
                           " no usable feature-extractor settings)")
-    return _roles_of(section, str(config)), str(config)
+    return _roles_of(section, str(config), roles), str(config)
 
 
-def _roles_of(section: Mapping, where: str) -> dict[str, dict]:
+def _roles_of(section: Mapping, where: str, roles: Mapping[str, str]) -> dict[str, dict]:
+    """Slot -> the settings of the role read there. A teacher role without a section takes its
+    extractor's defaults (the hub ids of VALOR's checkpoints), as ``avvp extract`` does."""
     out = {}
-    for role in ROLES:
-        value = section.get(role)
+    for slot in ROLES:
+        role = roles[slot]
+        value = section.get(role, {} if role in TEACHER_ROLES else None)
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: no 'features.{role}' section")
-        out[role] = dict(value)
+        out[slot] = dict(value)
     return out
 
 
@@ -183,8 +210,8 @@ def _check_identity(ext, attrs: Mapping | None, model_path: Path, source: str) -
 
 def _check_dims(config, extractors: Mapping, model_path: Path, source: str) -> None:
     expected = {"audio": config.audio_dim, "frame": config.frame_dim, "clip": config.clip_dim}
-    wrong = [f"{role} {ext.dim} (model: {expected[role]})" for role, ext in extractors.items()
-             if ext.dim != expected[role]]
+    wrong = [f"{ext.role} {ext.dim} (model: {expected[slot]})" for slot, ext in extractors.items()
+             if ext.dim != expected[slot]]
     if wrong:
         raise ConfigError(f"{model_path}: the feature extractors from {source} give feature sizes "
                           f"that do not fit the model: {', '.join(wrong)}")

@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..metrics import binarize
 from .events import find_events
 from .model_loading import ROLES, VideoParser
-from .windows import extract_features, video_segments
+from .windows import extract_features, video_segments, window_segments
 
 log = logging.getLogger(__package__)  # "avvp.parse", as before the split into modules
 
@@ -73,8 +73,11 @@ def parse_video(parser: VideoParser, path: str | Path) -> ParseResult:
         raise
     except DECODER_ERRORS as exc:  # a decoder failure that was not already an InputError
         raise InputError(path, f"cannot decode: {type(exc).__name__}: {exc}") from None
+    # CLAP's token maps (VALOR++): one per window, pooled to that window's segments by the model
+    extra = {"audio_windows": window_segments(segments, int(parser.settings["window"]))} \
+        if parser.windowed_audio else {}
     with torch.inference_mode():
-        out = parser.model(*(feats[r].to(parser.device) for r in ROLES))
+        out = parser.model(*(feats[r].to(parser.device) for r in ROLES), **extra)
     arrays = {k: getattr(out, k)[0].float().cpu().numpy()
               for k in ("global_prob", "a_prob", "v_prob", "frame_prob")}
     audio_on, visual_on = binarize({k: v[None] for k, v in arrays.items()},

@@ -45,9 +45,11 @@ def video_segments(info: Mapping, path: str | Path) -> tuple[int, float, list[st
 
 def extract_features(parser: VideoParser, path: str | Path, segments: int
                      ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The (1, rows, D) features of ``[0, segments)`` seconds of ``path`` for each role, decoded
-    (once per window for the three roles) and embedded window by window (``window`` seconds, see
-    the :mod:`avvp.parse` docstring), and the warnings (audio padded with silence).
+    """The (1, rows, D) features of ``[0, segments)`` seconds of ``path`` for each input slot,
+    decoded (once per window for the roles that can share a decode) and embedded window by window
+    (``window`` seconds, see the :mod:`avvp.parse` docstring), and the warnings (audio padded with
+    silence). Each window's rows go through the extractor's ``assemble``: a teacher's class
+    scores are dropped and CLAP gives one (64, D) token map per window, one after the other.
 
     Raises:
         InputError: a role's input could not be decoded in some window.
@@ -56,20 +58,26 @@ def extract_features(parser: VideoParser, path: str | Path, segments: int
 
     batch, window = int(parser.settings["batch_size"]), int(parser.settings["window"])
     decoder = ClipDecoder(parser.extractors)
-    rows: dict[str, list[np.ndarray]] = {role: [] for role in parser.extractors}
+    rows: dict[str, list[np.ndarray]] = {slot: [] for slot in parser.extractors}
     warnings = []
     for start in range(0, segments, window):
         seconds = float(min(window, segments - start))
-        for role, got in decoder(path, float(start), seconds).items():
+        for slot, got in decoder(path, float(start), seconds).items():
+            ext = parser.extractors[slot]
             if got.units is None:
-                raise InputError(path, f"{got.reason} ({role} features of [{start:g}, {start + seconds:g}) s)")
+                raise InputError(path, f"{got.reason} ({ext.role} features of [{start:g}, {start + seconds:g}) s)")
             if got.padded_s > AUDIO_PAD_NOTE_S:
                 warnings.append(f"the audio stream leaves {got.padded_s:.2f} s of [{start:g}, "
                                 f"{start + seconds:g}) s uncovered: padded with silence")
-            ext = parser.extractors[role]
             step = even_batch(len(got.units), batch)
-            rows[role] += [ext.forward(got.units[i:i + step]) for i in range(0, len(got.units), step)]
-    return {role: torch.from_numpy(np.concatenate(r)).unsqueeze(0) for role, r in rows.items()}, warnings
+            out = [ext.forward(got.units[i:i + step]) for i in range(0, len(got.units), step)]
+            rows[slot].append(ext.assemble(np.concatenate(out))[0])
+    return {slot: torch.from_numpy(np.concatenate(r)).unsqueeze(0) for slot, r in rows.items()}, warnings
+
+
+def window_segments(segments: int, window: int) -> list[int]:
+    """The segments of each window of a video of ``segments`` seconds (all ``window`` but the last)."""
+    return [min(window, segments - start) for start in range(0, segments, window)]
 
 
 def even_batch(n: int, batch: int) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -145,16 +146,30 @@ class VALOR(InputStandardizer, nn.Module):
             config = VALORConfig.from_dict(config)
         return cls(**asdict(config))
 
-    def embed_audio(self, audio: torch.Tensor, n_segments: int) -> torch.Tensor:
-        """(B, T, d) audio embeddings from the audio input of the configured role."""
+    def embed_audio(self, audio: torch.Tensor, n_segments: int,
+                    audio_windows: Sequence[int] | None = None) -> torch.Tensor:
+        """(B, T, d) audio embeddings from the audio input of the configured role.
+
+        ``audio_windows`` (``clap_audio`` only): the input holds one 64-token map per window of a
+        longer video, in order, and window k is pooled to ``audio_windows[k]`` segments (they sum
+        to T); ``avvp parse`` embeds a video window by window like this.
+        """
         if self.config.audio_role == "audio":
             if audio.shape[1] != n_segments:
                 raise ValueError(f"audio features have {audio.shape[1]} rows, expected {n_segments} segments")
             return self.fc_a(audio)
+        tokens = CLAP_GRID[0] * CLAP_GRID[1]
+        if audio_windows is not None:
+            if sum(audio_windows) != n_segments or audio.shape[1] != tokens * len(audio_windows):
+                raise ValueError(f"clap_audio features have {audio.shape[1]} rows for windows of "
+                                 f"{list(audio_windows)} segments; expected {tokens} rows per window "
+                                 f"and {n_segments} segments in all")
+            return torch.cat([self.embed_audio(audio[:, k * tokens:(k + 1) * tokens], t)
+                              for k, t in enumerate(audio_windows)], dim=1)
         b, rows, dim = audio.shape
         halves, steps = CLAP_GRID
-        if rows != halves * steps:
-            raise ValueError(f"clap_audio features have {rows} rows, expected {halves * steps} tokens")
+        if rows != tokens:
+            raise ValueError(f"clap_audio features have {rows} rows, expected {tokens} tokens")
         grid = audio.transpose(1, 2).reshape(b, dim, halves, steps)          # row f*32+j -> (f, j)
         up = F.interpolate(grid, size=(halves, CLAP_UPSAMPLE), mode="bicubic", align_corners=False)
         x = self.fc_a(up.permute(0, 2, 3, 1)).mean(dim=1)                    # (B, 1024, d)
@@ -175,7 +190,7 @@ class VALOR(InputStandardizer, nn.Module):
         return v
 
     def forward(self, audio: torch.Tensor, frame: torch.Tensor, clip: torch.Tensor,
-                with_ca: bool = True) -> VALOROutput:
+                with_ca: bool = True, audio_windows: Sequence[int] | None = None) -> VALOROutput:
         """Run the model.
 
         Args:
@@ -185,6 +200,8 @@ class VALOR(InputStandardizer, nn.Module):
             clip: (B, T, clip_dim); T (the segments) is taken from it.
             with_ca: use the cross-modal attention (always, in VALOR's recipes; JoMoLD's label
                 denoising ranks labels with it off, see ``valor_jomold``).
+            audio_windows: ``clap_audio`` only: segments per window when ``audio`` holds one
+                64-token map per window (see :meth:`embed_audio`).
 
         Returns:
             :class:`VALOROutput` (``a_feat``/``v_feat``: the encoder outputs; ``v_feat_pre``: the
@@ -194,7 +211,7 @@ class VALOR(InputStandardizer, nn.Module):
         if audio.shape[0] != b or frame.shape[0] != b:
             raise ValueError(f"batch sizes differ: audio {audio.shape[0]}, frame {frame.shape[0]}, clip {b}")
         audio, frame, clip = (self._standardize(r, x) for r, x in zip(self.ROLES, (audio, frame, clip)))
-        x_a = self.embed_audio(audio, t)
+        x_a = self.embed_audio(audio, t, audio_windows)
         x_v = self.fc_fusion(torch.cat([self.embed_frames(frame, t), self.fc_st(clip)], dim=-1))
         a, v = self.hat_encoder(x_a, x_v, with_ca)
         x = torch.stack([a, v], dim=2)  # (B, T, 2, d)
