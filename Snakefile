@@ -6,7 +6,8 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-from avvp import layout, stale_lock
+from avvp import layout
+from avvp.infra import stale_lock
 from avvp.workflow import Workflow as AvvpWorkflow
 
 min_version("9.27")
@@ -24,7 +25,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 W = AvvpWorkflow(config)
 
 # A lock left by a killed Snakemake run is removed once that run and its jobs are gone, so the
-# same command resumes after a crash (avvp/stale_lock.py); each run records the lock it takes.
+# same command resumes after a crash (avvp/infra/stale_lock.py); each run records the lock it takes.
 for message in stale_lock.clear_stale():
     print(f"avvp: {message}", file=sys.stderr)
 

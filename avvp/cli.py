@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import __version__, commands, provenance
-from .atomic import FULL_ERRNOS, in_progress
-from .errors import AvvpError, StorageError
-from .memory import lean_allocator
+from avvp import __version__, commands
+from avvp.infra import provenance
+from avvp.infra.atomic import FULL_ERRNOS, in_progress
+from avvp.infra.errors import AvvpError, StorageError
+from avvp.infra.malloc import lean_allocator
 
 
 def command_modules() -> list[str]:
@@ -139,7 +140,7 @@ def log_resources(command: str, started: float) -> None:
 
 
 def command_record(command: str, argv: Iterable[str], args) -> dict:
-    """The provenance record of a CLI command (:mod:`avvp.provenance`) from its parsed arguments:
+    """The provenance record of a CLI command (:mod:`avvp.infra.provenance`) from its parsed arguments:
     its input files (an argument naming a file or a folder, or the command's own
     ``provenance_inputs``), settings and seed."""
     custom = getattr(args, "provenance_inputs", None)
@@ -147,7 +148,7 @@ def command_record(command: str, argv: Iterable[str], args) -> dict:
     settings = getattr(args, "settings", None)
     if isinstance(settings, str):
         with contextlib.suppress(Exception):
-            from .settings import parse_settings
+            from avvp.settings import parse_settings
 
             settings = parse_settings(settings)
     seed = next((getattr(args, k) for k in ("seed", "run_seed") if getattr(args, k, None) is not None), None)
@@ -178,7 +179,7 @@ def folder_inputs(folder: str | Path) -> list[Path]:
                    and p.suffix in provenance.DATA_SUFFIXES
                    and not p.name.endswith(provenance.SIDECAR_SUFFIX))
     if (folder / "audio.h5").is_file() and (folder / "frame.h5").is_file():
-        from .pooled import POOLED, frame_store
+        from avvp.core.pooled_store import POOLED, frame_store
 
         used = frame_store(folder)
         files = [p for p in files if p.name not in ("frame.h5", POOLED) or p == used]

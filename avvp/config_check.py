@@ -5,7 +5,7 @@ that depend on each other, and names that become folder names, are checked here,
 runs, so a bad config stops ``snakemake`` (even ``snakemake -n``) at once with one message that
 lists every problem, instead of failing inside a job after hours of work:
 
-* ``dataset`` and every part of ``parse.out`` are safe names (:mod:`avvp.paths`): the results of a
+* ``dataset`` and every part of ``parse.out`` are safe names (:mod:`avvp.infra.paths`): the results of a
   data set stay inside the results folder;
 * ``features.frame.crop`` is at most ``features.frame.size`` (the crop is cut from the resized
   frame), unless ``features.official`` imports the official features instead;
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import AvvpError, ConfigError
-from .paths import name_problem
+from avvp.infra.errors import AvvpError, ConfigError
+from avvp.infra.paths import name_problem
 
 
 def config_problems(config: Mapping[str, Any]) -> list[str]:
@@ -76,7 +76,7 @@ def _frame_crop(config: Mapping[str, Any]) -> str | None:
 
 def _frame_defaults(name: str | None) -> dict:
     """The frame extractor's own defaults (imports the extractors, and so torch)."""
-    from .extractors import DEFAULT_EXTRACTORS, extractor_class
+    from avvp.stages.extractors import DEFAULT_EXTRACTORS, extractor_class
 
     try:
         return dict(getattr(extractor_class(name or DEFAULT_EXTRACTORS["frame"]), "defaults", {}))
@@ -87,7 +87,7 @@ def _frame_defaults(name: str | None) -> dict:
 def _synth(config: Mapping[str, Any]) -> str | None:
     if (config.get("data") or {}).get("source") != "synth":
         return None
-    from .synth.settings import resolve
+    from avvp.stages.synth.settings import resolve
 
     try:
         resolve(dict(config.get("synth") or {}))
@@ -97,7 +97,7 @@ def _synth(config: Mapping[str, Any]) -> str | None:
 
 
 def _recipes(config: Mapping[str, Any]) -> str | None:
-    from .settings import override_problems
+    from avvp.settings import override_problems
 
     problems = []
     for name, recipe in (config.get("recipes") or {}).items():

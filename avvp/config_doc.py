@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import settings
-from .atomic import write_text
+from avvp import settings
+from avvp.infra.atomic import write_text
 
 #: Where the generated files go, relative to the repository root.
 CONFIG_FILE = "config.yaml"

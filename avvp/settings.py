@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from avvp.infra.errors import ConfigError
 
 #: The packaged schema's file name (inside the ``avvp`` package).
 SCHEMA_FILE = "config.schema.yaml"
@@ -114,7 +114,7 @@ def complete(config: Mapping[str, Any] | None) -> dict:
     Raises:
         ConfigError: every problem found, each naming its dotted key.
     """
-    from .config_check import config_problems
+    from avvp.config_check import config_problems
 
     out = _fill(copy.deepcopy(dict(config or {})), _schema())
     problems = _errors(out, _schema(), "")

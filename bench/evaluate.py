@@ -1,8 +1,8 @@
 """Benchmark: CPU time of the LLP protocol on the 1200 LLP test videos (random predictions).
 
 Usage: ``python bench/evaluate.py [--annotations ../shared/llp] [--repeats 5]``. Prints the CPU
-time (process time, median over repeats) of :func:`avvp.metrics.evaluate_arrays` (the per-epoch
-model-selection call) and of :func:`avvp.evaluate.evaluate_predictions` (with the input checks and
+time (process time, median over repeats) of :func:`avvp.core.metrics.evaluate_arrays` (the per-epoch
+model-selection call) and of :func:`avvp.stages.evaluate.evaluate_predictions` (with the input checks and
 the dense truth built from the annotations).
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp.annotations import read_llp
-from avvp.evaluate import evaluate_predictions
-from avvp.metrics import evaluate_arrays
-from avvp.predictions import Predictions
+from avvp.core.annotations import read_llp
+from avvp.stages.evaluate import evaluate_predictions
+from avvp.core.metrics import evaluate_arrays
+from avvp.core.prediction_file import Predictions
 
 
 def cpu_time(fn, repeats: int) -> float:

@@ -11,7 +11,7 @@ share whatever else loads the machine:
   JPEGs read again and resized to 112 × 112 for R(2+1)D-18; the WAV written with ffmpeg and VGGish
   on it;
 * **avvp fp32** / **avvp bf16**: one ``avvp extract --role all`` process over all clips (each clip
-  decoded once for the three roles, the models run as :mod:`avvp.extractors.engine` says).
+  decoded once for the three roles, the models run as :mod:`avvp.stages.extractors.engine` says).
 
 It prints, per clip: wall time (whole processes, Python start-up included) of each, official ÷
 avvp, avvp's wall ÷ its pure forward time (the forward passes without the compile passes), the
@@ -65,8 +65,8 @@ OFFICIAL_STEPS = ("frames", "audio", "rgb", "3d", "vggish")
 def synthetic_clips(folder: Path, n: int, seconds: float, size=(320, 240), fps: int = 30,
                     rate: int = 44100) -> list[Path]:
     """Write ``n`` H.264/AAC clips like the demo's (moving squares, a noisy tone) with the demo's
-    clip writer (:func:`avvp.synth.render.write_clip`)."""
-    from avvp.synth.render import write_clip
+    clip writer (:func:`avvp.stages.synth.render.write_clip`)."""
+    from avvp.stages.synth.render import write_clip
 
     rng = np.random.default_rng(0)
     settings = {"fps": fps, "sample_rate": rate, "crf": 23, "audio_bitrate": 128000}
@@ -100,7 +100,7 @@ def gflop_per_unit(features: dict) -> dict[str, float]:
     """GFLOP of one model input's forward pass per role."""
     import torch
 
-    from avvp.extractors import create_extractor
+    from avvp.stages.extractors import create_extractor
 
     crop = features["frame"]["crop"] or features["frame"]["size"]
     shapes = {"audio": (1, 1, 96, 64), "frame": (1, 3, crop, crop),
@@ -211,7 +211,7 @@ def _env(threads: int) -> dict:
 
 def feature_difference(a: Path, b: Path) -> dict[str, float]:
     """Relative error norm of store ``b`` against store ``a``, per role."""
-    from avvp.feature_store import read_store
+    from avvp.core.feature_store import read_store
 
     out = {}
     for role in ROLES:
@@ -224,7 +224,7 @@ def feature_difference(a: Path, b: Path) -> dict[str, float]:
 def official_difference(official: Path, avvp: Path, paths: list[Path], ids: list[str]) -> dict[str, float]:
     """Relative error norm of avvp's features against the official procedure's (same networks and
     weights: what differs is JPEG compression and PIL's resizing against direct decoding)."""
-    from avvp.feature_store import read_store
+    from avvp.core.feature_store import read_store
 
     folders = {"audio": "vggish", "frame": "res152", "clip": "r2plus1d_18"}
     out = {}
@@ -303,8 +303,8 @@ def _bench(args, root: Path, official: bool) -> int:
         settings.update({r: dict(v) for r, v in TEACHER_FEATURES.items()})
     for key, value in json.loads(args.settings or "{}").items():
         settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
-    from avvp.extract import feature_settings, role_batch
-    from avvp.extractors.base import whole_seconds
+    from avvp.stages.extraction import feature_settings, role_batch
+    from avvp.stages.extractors.base import whole_seconds
 
     if args.teachers:
         from teachers import bench_teachers

@@ -4,7 +4,7 @@
    video of the LLP annotation files (``--annotations``), into ``<out>/release``;
 2. ``config/llp_features.yaml`` runs on it through Snakemake, overridden only in its data and in
    the length of training (``--epochs`` per run, the HAN recipe shortened in proportion;
-   :func:`avvp.rehearsal.workflow_config`), into ``<out>/results/llp_rehearsal``;
+   :func:`avvp.stages.rehearsal.workflow_config`), into ``<out>/results/llp_rehearsal``;
 3. the report (printed and written to ``<out>/report.md``): per stage the jobs, their wall time
    (Snakemake's ``benchmark:`` files), the peak memory of the job (the kernel's high-water mark that
    every ``avvp`` command logs at exit, and Snakemake's sampled ``max_rss`` of the job's process
@@ -111,7 +111,7 @@ def release_step(args, release: Path, out: Path) -> None:
 
 def write_config(args, release: Path, out: Path) -> Path:
     """``config/llp_features.yaml`` with the rehearsal's overrides, as one file."""
-    from avvp.rehearsal import workflow_config
+    from avvp.stages.rehearsal import workflow_config
     from avvp.settings import merge_settings
 
     base = yaml.safe_load((REPO / "config" / "llp_features.yaml").read_text())

@@ -130,7 +130,7 @@ def vggish(videos: list[Path], work: Path, device: str, args) -> float:
 
     import torch
 
-    from avvp.extractors.vggish import VGGish, examples
+    from avvp.stages.extractors.vggish import VGGish, examples
 
     torch.manual_seed(0)
     model = VGGish().eval().to(device)

@@ -3,10 +3,10 @@
 On LLP-shaped random data (``--videos`` videos, 25 classes; audio (10, 128), frames pooled to
 (10, 2048), clips (10, 512); official HAN sizes), it times
 
-* **refine**: :func:`avvp.refine.exchange.choose_partners` plus
-  :func:`avvp.refine.exchange.exchange_probs` (the original, visual-swapped and audio-swapped
+* **refine**: :func:`avvp.stages.refine.exchange.choose_partners` plus
+  :func:`avvp.stages.refine.exchange.exchange_probs` (the original, visual-swapped and audio-swapped
   passes, batched, in inference mode, from in-memory features) with ``--partners`` K partners;
-* **epoch**: one training epoch of :func:`avvp.train.run_epoch` (batch 16, contrastive loss on),
+* **epoch**: one training epoch of :func:`avvp.stages.train.run_epoch` (batch 16, contrastive loss on),
   what ``avvp train`` runs per epoch (validation not included).
 
 The two alternate ``--repeats`` times so both see the same machine load; the medians are printed.
@@ -32,9 +32,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    from avvp.model import HAN
-    from avvp.refine.exchange import choose_partners, exchange_probs
-    from avvp.train import make_optimizer, run_epoch
+    from avvp.core.model import HAN
+    from avvp.stages.refine.exchange import choose_partners, exchange_probs
+    from avvp.stages.train import make_optimizer, run_epoch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

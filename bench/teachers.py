@@ -39,7 +39,7 @@ def gflop_per_clip(role: str, settings: dict, seconds: float) -> float:
     are left out)."""
     import torch
 
-    from avvp.extractors import create_extractor
+    from avvp.stages.extractors import create_extractor
     from extract import count_gflop
 
     ext = create_extractor(settings[role], role, engine="eager")
@@ -63,8 +63,8 @@ def bench_teachers(manifest: Path, root: Path, n: int, seconds: float, threads: 
                    precisions: list[str], device: str, rounds: int = 1) -> list[dict]:
     """Time each role of :data:`COMPARED` in each precision, interleaved over ``rounds``; print
     the runs and the table; return the table's rows (column → value)."""
-    from avvp.extract import feature_settings, role_batch
-    from avvp.extractors.base import whole_seconds
+    from avvp.stages.extraction import feature_settings, role_batch
+    from avvp.stages.extractors.base import whole_seconds
     from extract import matmul_rate, run_avvp
 
     gflop = {role: gflop_per_clip(role, settings, seconds) for role in COMPARED}

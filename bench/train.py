@@ -10,10 +10,10 @@ validation set scored with the LLP metrics (the HAN recipe selects its model on 
   parses its labels and reads three ``.npy`` files per video, a
   ``DataLoader`` with batch 16, the model pooling the 80 frames after ``fc_v``, plain Adam; then
   validation with batch 1 in file order, each video's truth taken from the dense annotation table
-  by its file name, and each video scored by a per-video loop (:mod:`avvp.metrics_reference`).
+  by its file name, and each video scored by a per-video loop (:mod:`avvp.core.metrics_reference`).
 * **avvp fp32**: all features in memory as three tensors, frames pooled to 10 segments when
-  loaded, batches taken by indexing, fused Adam (:func:`avvp.train.run_epoch`), then batched
-  validation with the vectorised metrics (:func:`avvp.train.validate`): what ``avvp train`` runs.
+  loaded, batches taken by indexing, fused Adam (:func:`avvp.stages.train.run_epoch`), then batched
+  validation with the vectorised metrics (:func:`avvp.stages.train.validate`): what ``avvp train`` runs.
 * **avvp bf16**: the same with ``train.precision: bf16`` (bfloat16 autocast; not the official
   arithmetic, so its losses differ from the others at about 1e-3).
 
@@ -44,14 +44,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from avvp.data import Features, SplitData
-from avvp.losses import training_loss, visual_smoothing
-from avvp.metrics import METRICS
-from avvp.metrics_reference import mean_scores, video_scores
-from avvp.model import HAN, OFFICIAL_DIMS
-from avvp.seeding import epoch_order
+from avvp.core.data import Features, SplitData
+from avvp.core.losses import training_loss, visual_smoothing
+from avvp.core.metrics import METRICS
+from avvp.core.metrics_reference import mean_scores, video_scores
+from avvp.core.model import HAN, OFFICIAL_DIMS
+from avvp.infra.seeding import epoch_order
 from avvp import settings
-from avvp.train import make_optimizer, run_epoch, validate
+from avvp.stages.train import make_optimizer, run_epoch, validate
 
 FOLDERS = {"audio": ("vggish", (10, 128)), "frame": ("res152", (80, 2048)), "clip": ("r2plus1d_18", (10, 512))}
 T = 10
@@ -100,7 +100,7 @@ def truth_matrix(table: pd.DataFrame, n_classes: int) -> np.ndarray:
 
 
 def load_in_memory(root: Path, ids: list[str]) -> tuple[torch.Tensor, ...]:
-    """All features as three tensors, frames pooled 80 → 10 (what avvp.data does from the stores)."""
+    """All features as three tensors, frames pooled 80 → 10 (what avvp.core.data does from the stores)."""
     out = []
     for role, (folder, shape) in FOLDERS.items():
         x = torch.empty((len(ids), T, shape[1]), dtype=torch.float32)
@@ -244,7 +244,7 @@ class OfficialLoop(Loop):
 
 
 class AvvpLoop(Loop):
-    """avvp's in-memory loop (:func:`avvp.train.run_epoch`) and validation (:func:`avvp.train.validate`)."""
+    """avvp's in-memory loop (:func:`avvp.stages.train.run_epoch`) and validation (:func:`avvp.stages.train.validate`)."""
 
     def __init__(self, args, data: dict, precision: str):
         super().__init__(f"avvp {precision}", args.seed, args.classes, official=False, device=data["device"])

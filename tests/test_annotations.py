@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp.annotations import (
+from avvp.core.annotations import (
     LLP_SHA256,
     dense_matrix,
     parse_window,
@@ -16,9 +16,9 @@ from avvp.annotations import (
     read_llp,
     write_tables,
 )
-from avvp.classes import LLP_CLASSES, write_classes
-from avvp.errors import InputError
-from avvp.provenance import sha256
+from avvp.core.classes import LLP_CLASSES, write_classes
+from avvp.infra.errors import InputError
+from avvp.infra.provenance import sha256
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_fetch_writes_the_marker_file_last(llp_dir, tmp_path, monkeypatch):
     """AVVP_train.csv (the fetch rule's declared output) never exists before the other files."""
     import urllib.request
 
-    from avvp.fetch import fetch_annotations
+    from avvp.stages.fetch_annotations import fetch_annotations
 
     opened = []
     real = urllib.request.urlopen
@@ -151,7 +151,7 @@ def test_rows_with_onset_after_offset_are_dropped_with_a_warning(tmp_path, caplo
             "vid00000001_0_10\t5\t5\tBeta\n"     # empty: dropped, counted, not warned
             "vid00000001_0_10\t7\t6\tGamma\n")   # line 5
     folder = _folder(tmp_path, rows)
-    with caplog.at_level("INFO", logger="avvp.annotations"):
+    with caplog.at_level("INFO", logger="avvp.core.annotations"):
         ann = read_llp(folder)
     assert ann.audio[["class", "onset", "offset"]].values.tolist() == [["Alpha", 0, 3]]
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from avvp.config_check import check_config, config_problems
-from avvp.errors import ConfigError
+from avvp.infra.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

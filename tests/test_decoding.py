@@ -17,10 +17,10 @@ import av
 import numpy as np
 import pytest
 
-from avvp.decoding import (SHORT_TOLERANCE_S, DecodeError, decode_audio, decode_clip, decode_frames,
+from avvp.stages.decoding import (SHORT_TOLERANCE_S, DecodeError, decode_audio, decode_clip, decode_frames,
                            probe, spread_indices)
-from avvp.decoding.ratesync import CfrRateSync
-from avvp.errors import InputError
+from avvp.stages.decoding.ratesync import CfrRateSync
+from avvp.infra.errors import InputError
 
 W, H = 64, 48
 CHIRP = (300.0, 3000.0)

@@ -1,4 +1,4 @@
-"""Device selection: GPU when usable, otherwise the CPU with a warning (avvp.device)."""
+"""Device selection: GPU when usable, otherwise the CPU with a warning (avvp.infra.device)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 
-from avvp import device as device_mod
-from avvp.device import DeviceFallbackWarning, allocated_gpus, resolve_device
-from avvp.errors import ConfigError
+from avvp.infra import device as device_mod
+from avvp.infra.device import DeviceFallbackWarning, allocated_gpus, resolve_device
+from avvp.infra.errors import ConfigError
 
 
 @pytest.fixture

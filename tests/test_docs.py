@@ -109,14 +109,14 @@ def test_no_docstring_cites_the_specification_files():
 
 
 def mentioned_paths(text: str) -> set[str]:
-    """Repository paths in code spans (``avvp/train.py``, ``workflow/rules/``), placeholders left out."""
+    """Repository paths in code spans (``avvp/stages/train.py``, ``workflow/rules/``), placeholders left out."""
     spans = re.findall(r"`((?:avvp|bench|workflow|config|envs|ci|tests|docs|\.ci)/[A-Za-z0-9_./-]*)`",
                        text)
     return {s for s in spans if "<" not in s}
 
 
 def mentioned_modules(text: str) -> set[str]:
-    """Dotted names in code spans that start at the package (``avvp.refine.METHODS``)."""
+    """Dotted names in code spans that start at the package (``avvp.stages.refine.METHODS``)."""
     return set(re.findall(r"`(avvp(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`", text))
 
 
@@ -153,5 +153,5 @@ def test_docs_name_only_paths_and_modules_that_exist():
 def test_path_and_module_checks_can_fail():
     assert mentioned_paths("see `avvp/no_such_module.py` and `clips/<id>.mp4`") == {
         "avvp/no_such_module.py"}
-    assert module_prefix_exists("avvp.refine.METHODS")
+    assert module_prefix_exists("avvp.stages.refine.METHODS")
     assert not module_prefix_exists("avvp.no_such_module.f")

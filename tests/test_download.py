@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from avvp.cli import main
-from avvp.download import (
+from avvp.stages.download import (
     FAILURES, PROGRESS, TABLE, clip_window, download_settings, download_videos, find_download, load_targets,
     present_files, read_download_table, read_failures,
 )
-from avvp.errors import ConfigError
+from avvp.infra.errors import ConfigError
 
 PRESENT = "BjCEufrlXm4"  # the sample clip's id; the `server` fixture (conftest.py) serves it
 MISSING = "Zz_missing0"  # 11 characters, never served (404)
@@ -57,7 +57,7 @@ def test_download_present_and_missing(server, tmp_path, sample_clip):
 
 
 def test_clip_window_rereads_a_table_rewritten_elsewhere(tmp_path):
-    from avvp.atomic import write_parquet
+    from avvp.infra.atomic import write_parquet
 
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -95,7 +95,7 @@ def test_rerun_resumes_and_retries_only_when_asked(server, tmp_path):
 def test_interrupted_run_leaves_no_finished_table(server, tmp_path, monkeypatch):
     """downloads.parquet (the workflow's output) appears only when a run ends; an interrupted
     run keeps its progress in downloads.partial.parquet, which the next run reads back."""
-    import avvp.download.many_videos as download  # where download_videos looks up download_one
+    import avvp.stages.download.many_videos as download  # where download_videos looks up download_one
 
     template, root, _ = server
     shutil.copy(root / f"{PRESENT}.mp4", root / f"{MISSING}.mp4")

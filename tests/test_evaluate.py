@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp.annotations import read_llp
+from avvp.core.annotations import read_llp
 from avvp.cli import main
-from avvp.errors import InputError
-from avvp.evaluate import OUTPUT_FILES, evaluate_predictions, write_outputs
-from avvp.metrics import METRICS
-from avvp.plots import plot_training_curve
-from avvp.predictions import Predictions
+from avvp.infra.errors import InputError
+from avvp.stages.evaluate import OUTPUT_FILES, evaluate_predictions, write_outputs
+from avvp.core.metrics import METRICS
+from avvp.core.plots import plot_training_curve
+from avvp.core.prediction_file import Predictions
 
 CLASSES = ["Dog", "Cat", "Car"]
 TEST_IDS = ["aaaaaaaaaaa_0_10", "bbbbbbbbbbb_5_15", "ccccccccccc_0_10"]

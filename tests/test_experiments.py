@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp import aggregate
+from avvp.stages import paper_tables as aggregate
 from avvp import experiments as E
 from avvp.cli import main
-from avvp.errors import ConfigError, InputError
-from avvp.metrics import METRICS
+from avvp.infra.errors import ConfigError, InputError
+from avvp.core.metrics import METRICS
 
 CONFIG = {
     "train": {"seeds": [1, 2, 3], "contrastive": {"tau": 0.2}},

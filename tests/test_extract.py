@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from avvp.cli import main
-from avvp.errors import ConfigError, InputError
-from avvp.batching import Batcher
-from avvp.extract import extract_shard, feature_settings, partial_path, shard_rows
-from avvp.extractors import create_extractor
-from avvp.feature_store import read_store
+from avvp.infra.errors import ConfigError, InputError
+from avvp.core.batching import Batcher
+from avvp.stages.extraction import extract_shard, feature_settings, partial_path, shard_rows
+from avvp.stages.extractors import create_extractor
+from avvp.core.feature_store import read_store
 
 SECONDS = 2.0
 SETTINGS = {"batch_size": 16, "prefetch": 2, "checkpoint_every": 1, "audio_tolerance": 0.5, "engine": "eager",
@@ -276,7 +276,7 @@ def test_full_source_video_is_cut_at_decode_time(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from avvp.download import clip_window
+    from avvp.stages.download import clip_window
 
     # 4 s of video: seconds 0-1 black, 2-3 white; the LLP window is [2, 4).
     path = tmp_path / "Abcdefghijk.mp4"
@@ -303,8 +303,8 @@ def test_full_source_video_is_cut_at_decode_time(tmp_path):
 def test_damaged_manifest_is_named(tmp_path):
     import pytest
 
-    from avvp.errors import InputError
-    from avvp.extract import read_manifest
+    from avvp.infra.errors import InputError
+    from avvp.stages.extraction import read_manifest
 
     bad = tmp_path / "manifest.parquet"
     bad.write_bytes(b"not parquet at all")
@@ -321,7 +321,7 @@ def test_damaged_manifest_is_named(tmp_path):
 @pytest.fixture(scope="module")
 def models() -> dict:
     """The three extractors of SETTINGS, built once for the joint-job tests."""
-    from avvp.extract import build_extractors, feature_settings
+    from avvp.stages.extraction import build_extractors, feature_settings
 
     return build_extractors(feature_settings(SETTINGS), ["audio", "frame", "clip"])
 
@@ -395,8 +395,8 @@ def test_failed_forward_pass_becomes_failure_rows(tmp_path, clips):
 def test_one_decode_serves_three_roles(tmp_path, clips, monkeypatch, models):
     """The joint job decodes each clip once and writes what the roles write alone; a clip that
     fails in one role still gives the others."""
-    import avvp.decoding.clip as clip_module
-    from avvp.extract import extract_job
+    import avvp.stages.decoding.clip as clip_module
+    from avvp.stages.extraction import extract_job
 
     names = ["good0", "noaudio", "novideo", "good1", "missing"]
     manifest = _manifest(clips, names)
@@ -425,7 +425,7 @@ def test_one_decode_serves_three_roles(tmp_path, clips, monkeypatch, models):
 
 def test_rerun_keeps_roles_whose_settings_did_not_change(tmp_path, clips, models):
     """After one role's settings change, rerunning the job recomputes that role alone."""
-    from avvp.extract import extract_job
+    from avvp.stages.extraction import extract_job
 
     manifest = _manifest(clips, GOOD)
     outs = {r: tmp_path / f"{r}.h5" for r in ("audio", "frame", "clip")}
@@ -448,7 +448,7 @@ def test_rerun_keeps_roles_whose_settings_did_not_change(tmp_path, clips, models
 def test_killed_joint_job_resumes_to_the_same_bytes(tmp_path, clips):
     """With the fused graph every batch is padded to batch_size, so a video's features do not
     depend on its batch neighbours and a resumed job ends bitwise equal to an uninterrupted one."""
-    from avvp.extract import extract_job
+    from avvp.stages.extraction import extract_job
 
     manifest = _manifest(clips, ["good0", "zero", "good1", "good2"])
     roles = ["audio", "frame", "clip"]
@@ -480,7 +480,7 @@ def test_short_audio_is_padded_up_to_the_tolerance(tmp_path):
     covers audio_min_coverage of the window, else an error."""
     from media import write_media
 
-    from avvp.feature_store import read_flags
+    from avvp.core.feature_store import read_flags
 
     full = write_media(tmp_path / "full.mp4", seconds=3.0, size=(32, 24))
     short = write_media(tmp_path / "short.mp4", seconds=3.0, audio_seconds=1.9, size=(32, 24))
@@ -527,7 +527,7 @@ def test_windows_of_another_length_become_failures(tmp_path, clips):
 def test_decoding_processes_feed_the_resident_models(tmp_path, clips, models):
     """The GPU-box structure on the CPU: worker processes decode each clip once for the three
     roles and one process runs all three models; the stores equal the threaded run's, bitwise."""
-    from avvp.extract import extract_job
+    from avvp.stages.extraction import extract_job
 
     manifest = _manifest(clips, ["good0", "noaudio", "good1", "zero"])
     roles = ["audio", "frame", "clip"]

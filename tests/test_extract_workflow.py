@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avvp.feature_store import read_attrs
+from avvp.core.feature_store import read_attrs
 
 REPO = Path(__file__).resolve().parents[1]
 ROLES = ("audio", "frame", "clip")

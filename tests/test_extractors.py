@@ -9,12 +9,12 @@ import pytest
 import torch
 import torchvision
 
-from avvp.errors import ConfigError, InputError, MissingWeightsError
-from avvp.extractors import create_extractor, extractor_names
-from avvp.extractors.frame2d import crop_frames
-from avvp.extractors.r2plus1d import squash_clips
-from avvp.extractors.vggish import VGGish, examples, hz_to_mel, load_pca, log_mel, mel_matrix
-from avvp.weights import resolve_weights, seeded
+from avvp.infra.errors import ConfigError, InputError, MissingWeightsError
+from avvp.stages.extractors import create_extractor, extractor_names
+from avvp.stages.extractors.frame2d import crop_frames
+from avvp.stages.extractors.r2plus1d import squash_clips
+from avvp.stages.extractors.vggish import VGGish, examples, hz_to_mel, load_pca, log_mel, mel_matrix
+from avvp.infra.weights import resolve_weights, seeded
 
 SR = 16000
 
@@ -287,7 +287,7 @@ def test_random_vggish_embeddings_keep_their_scale():
     import numpy as np
     import torch
 
-    from avvp.extractors.vggish import VGGish
+    from avvp.stages.extractors.vggish import VGGish
 
     torch.manual_seed(0)
     net = VGGish().eval()
@@ -315,8 +315,8 @@ def test_fast_engine_matches_the_plain_fp32_model_on_a_real_clip(sample_clip):
     """ResNet-152 (256 → 224), R(2+1)D-18 (112) and VGGish with random weights, on inputs decoded
     from the real LLP clip (a few units each, to stay quick): the frozen, fused graph gives the
     plain model's features to 1e-4 (relative)."""
-    from avvp.decoding import decode_streams
-    from avvp.extractors.base import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
+    from avvp.stages.decoding import decode_streams
+    from avvp.stages.extractors.base import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD
 
     streams = decode_streams(sample_clip, 0.0, 2.0, n_frames=16)
     cases = [
@@ -351,7 +351,7 @@ def test_bf16_is_close_to_fp32_but_not_equal(one_thread, sample_clip, engine):
 
 
 def test_engine_options_and_fallback(one_thread):
-    from avvp.extractors.engine import Engine
+    from avvp.stages.extractors.engine import Engine
 
     with pytest.raises(ConfigError, match="precision must be one of"):
         create_extractor({"extractor": "vggish", "precision": "fp16"}, role="audio")

@@ -41,8 +41,8 @@ import torch
 from media import write_media
 from test_train import TINY, _write_dataset
 
-from avvp import faults
-from avvp.atomic import write_parquet
+from avvp.infra import faults
+from avvp.infra.atomic import write_parquet
 from avvp.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ STAGES = [
     _stage("evaluate", ["evaluate", "--predictions", "pred/test.npz", "--annotations", "annotations", "--split",
                         "test", "--out", "eval/baseline/seed1/test", "--timeline-videos", "1"],
            ["eval/baseline"], "pred/test.npz", point="write:2"),
-    _stage("table", ["table", "table1", "--results", ".", "--out", "tables/table1.md"], ["tables"],
+    _stage("table", ["table", "table1", "--results", ".", "--out", "tables/table1.md", "--settings", '{"seeds": [1]}'], ["tables"],
            "eval/ma/seed1/test/metrics.json"),
     _stage("parse", ["parse", "clips/clip0000000_0_2.mp4", "clips/clip0000001_0_2.mp4", "--model", "parse_model.pt",
                      "--out", "parsed", "--settings", json.dumps({"device": "cpu", "timeline": False,
@@ -177,9 +177,9 @@ def reference_run(tmp_path_factory):
 
 
 def _parse_model(path: Path) -> None:
-    from avvp.checkpoint import save_model
-    from avvp.extractors import create_extractor
-    from avvp.model import HAN
+    from avvp.core.checkpoint import save_model
+    from avvp.stages.extractors import create_extractor
+    from avvp.core.model import HAN
 
     exts = {role: create_extractor(FEATURES[role], role) for role in ("audio", "frame", "clip")}
     torch.manual_seed(0)
@@ -247,7 +247,7 @@ def _same_but_wall_time(a: Path, b: Path) -> bool:
         attrs.pop("seconds", None)
         if "seconds" in table.column_names:
             table = table.drop(["seconds"])
-        return table.replace_schema_metadata({}), meta.get(b"avvp.provenance"), attrs
+        return table.replace_schema_metadata({}), meta.get(b"avvp.infra.provenance"), attrs
 
     (ta, pa, aa), (tb, pb, ab) = plain(a), plain(b)
     return ta.equals(tb) and pa == pb and aa == ab

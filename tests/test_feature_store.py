@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from avvp import __version__
-from avvp.errors import InputError
-from avvp.feature_store import (PartialFile, merge_stores, read_attrs, read_ids, read_store,
+from avvp.infra.errors import InputError
+from avvp.core.feature_store import (PartialFile, merge_stores, read_attrs, read_ids, read_store,
                                 store_writer, write_store)
 from avvp.cli import main
 

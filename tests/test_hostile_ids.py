@@ -1,5 +1,5 @@
 """Hostile ids and names never reach the filesystem: refused where they enter, with the file and
-line, and every path built from a name goes through ``avvp.paths.child``.
+line, and every path built from a name goes through ``avvp.infra.paths.child``.
 
 Generated hostile ids: ``..``, ``/``, ``\\``, NUL, newline, a leading ``-``, 300 characters and
 non-ASCII. Each test runs in a sandbox folder and checks that nothing was created outside its
@@ -14,13 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from avvp.annotations import read_llp
-from avvp.classes import write_classes
+from avvp.core.annotations import read_llp
+from avvp.core.classes import write_classes
 from avvp.cli import main
 from avvp.config_check import config_problems
-from avvp.errors import InputError
-from avvp.parse import parse_videos
-from avvp.paths import check_youtube_id, child, name_problem
+from avvp.infra.errors import InputError
+from avvp.stages.parse import parse_videos
+from avvp.infra.paths import check_youtube_id, child, name_problem
 
 CLASSES = ["Alpha", "Beta", "Gamma"]
 
@@ -158,7 +158,7 @@ def test_download_refuses_hostile_manifest_rows(sandbox, server, key, capsys):
 
 
 def test_download_refuses_an_id_that_is_not_the_file_names(sandbox, server):
-    from avvp.download import download_videos
+    from avvp.stages.download import download_videos
 
     _, results, outside = sandbox
     template, _, hits = server
@@ -184,7 +184,7 @@ def test_download_of_an_id_with_a_leading_dash_stays_in_its_folder(sandbox, serv
 # ---------------------------------------------------------------------------------- synth
 
 def test_synth_render_refuses_a_hostile_id_in_the_plan(sandbox):
-    from avvp.synth import make_plan, render_shard, resolve, write_annotations
+    from avvp.stages.synth import make_plan, render_shard, resolve, write_annotations
 
     _, results, _ = sandbox
     settings = resolve({"n_train": 1, "n_val": 1, "n_test": 1, "width": 32, "height": 32,

@@ -1,4 +1,4 @@
-"""Importing the official feature release as users get it (avvp.import_features): layouts, bad files,
+"""Importing the official feature release as users get it (avvp.stages.import_features): layouts, bad files,
 the failure table, and what training and evaluation do with videos that have no features."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp.annotations import read_llp, write_tables, youtube_id
+from avvp.core.annotations import read_llp, write_tables, youtube_id
 from avvp.cli import main
-from avvp.errors import InputError
-from avvp.feature_store import read_store
-from avvp.import_features import OFFICIAL, feats_folder, import_features, looks_quantised, read_manifest
-from avvp.rehearsal import write_release
+from avvp.infra.errors import InputError
+from avvp.core.feature_store import read_store
+from avvp.stages.import_features import OFFICIAL, feats_folder, import_features, looks_quantised, read_manifest
+from avvp.stages.rehearsal import write_release
 
 FOLDERS = {role: name for role, (name, _) in OFFICIAL.items()}
 

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import torch
 
-from avvp.errors import ConfigError, InputError
-from avvp.losses import contrastive_loss, smoothed_cross_entropy, smoothed_nce, training_loss
-from avvp.model import HAN, HANOutput
-from avvp.refine import jomold as J
-from avvp.refine import official as O
-from avvp.refine import quality as Q
-from avvp.refine.drops import DropRecorder, drop_counts, epoch_tables
-from avvp.refine.ratios import NoiseRatios, ratios_from_table, read_ratios, true_ratios, write_ratios
-from avvp.refine.table import label_table
+from avvp.infra.errors import ConfigError, InputError
+from avvp.core.losses import contrastive_loss, smoothed_cross_entropy, smoothed_nce, training_loss
+from avvp.core.model import HAN, HANOutput
+from avvp.stages.refine import jomold as J
+from avvp.stages.refine import official as O
+from avvp.stages.refine import quality as Q
+from avvp.stages.refine.drops import DropRecorder, drop_counts, epoch_tables
+from avvp.stages.refine.ratios import NoiseRatios, ratios_from_table, read_ratios, true_ratios, write_ratios
+from avvp.core.refined_labels import label_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -448,7 +448,7 @@ def test_denoise_settings_are_checked():
 
 
 def test_registry_members_implement_their_interface():
-    from avvp.refine import METHODS, get_method
+    from avvp.stages.refine import METHODS, get_method
 
     assert {m.kind for m in METHODS.values()} == {"static", "dynamic"}
     for method in METHODS.values():
@@ -487,7 +487,7 @@ def _official_checkpoint(model: HAN) -> dict:
 
 
 def test_official_jomold_checkpoint_loads_without_unpickling_objects(tmp_path):
-    from avvp.checkpoint import load_model
+    from avvp.core.checkpoint import load_model
 
     model = _tiny_han(visual_dropout=0.5)
     ckpt = _official_checkpoint(model)
@@ -511,7 +511,7 @@ class Exploit:
 
 
 def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path, capsys):
-    from avvp.checkpoint import load_model
+    from avvp.core.checkpoint import load_model
 
     ckpt = _official_checkpoint(_tiny_han())
     ckpt["random_rng"] = Exploit()
@@ -529,7 +529,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path, capsys):
 
 
 def test_jomold_checkpoint_of_another_architecture_is_named(tmp_path):
-    from avvp.checkpoint import load_model
+    from avvp.core.checkpoint import load_model
 
     ckpt = _official_checkpoint(_tiny_han())
     ckpt["model"]["extra_head.weight"] = torch.zeros(3, 3)
@@ -602,8 +602,8 @@ def test_noise_ratio_stage_from_every_source(tiny_set):
 
 
 def test_training_with_joint_modal_denoising_records_and_scores_drops(tiny_set):
-    from avvp.checkpoint import load_model
-    from avvp.train import run_training
+    from avvp.core.checkpoint import load_model
+    from avvp.stages.train import run_training
 
     root, ids, classes, labels = tiny_set
     m, feats = root / "manifest.parquet", root / "features"
@@ -645,7 +645,7 @@ def test_training_with_joint_modal_denoising_records_and_scores_drops(tiny_set):
 
 
 def test_training_refuses_missing_or_unwanted_ratios(tiny_set):
-    from avvp.train import run_training
+    from avvp.stages.train import run_training
 
     root, ids, classes, labels = tiny_set
     m, feats = root / "manifest.parquet", root / "features"
@@ -662,8 +662,8 @@ def test_training_refuses_missing_or_unwanted_ratios(tiny_set):
 
 
 def test_no_import_circle_between_data_and_label_denoising():
-    """avvp.data reads refined labels through avvp.refine.table, which imports no stage module;
-    the stages (avvp.refine.run) import avvp.data, never the other way round."""
+    """avvp.core.data reads refined labels through avvp.core.refined_labels, which imports no stage module;
+    the stages (avvp.stages.refine.stages) import avvp.core.data, never the other way round."""
     import ast
     from pathlib import Path
 
@@ -702,6 +702,6 @@ def test_no_import_circle_between_data_and_label_denoising():
                     todo.append(nxt)
         return False
 
-    assert reaches("avvp.refine.run", "avvp.data") and reaches("avvp.data", "avvp.refine.table")
-    for module in [m for m in modules if m.startswith("avvp.refine")]:
-        assert not (reaches("avvp.data", module) and reaches(module, "avvp.data")), module
+    assert reaches("avvp.stages.refine.stages", "avvp.core.data") and reaches("avvp.core.data", "avvp.core.refined_labels")
+    for module in [m for m in modules if m.startswith("avvp.stages.refine")]:
+        assert not (reaches("avvp.core.data", module) and reaches(module, "avvp.core.data")), module

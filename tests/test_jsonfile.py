@@ -1,12 +1,12 @@
-"""avvp.jsonfile.read_json: the content, or an error naming the file and the problem."""
+"""avvp.infra.json_reader.read_json: the content, or an error naming the file and the problem."""
 
 from __future__ import annotations
 
 import pytest
 
-from avvp.aggregate import read_overall
-from avvp.errors import InputError
-from avvp.jsonfile import read_json
+from avvp.stages.paper_tables import read_overall
+from avvp.infra.errors import InputError
+from avvp.infra.json_reader import read_json
 
 
 def test_reads_json(tmp_path):

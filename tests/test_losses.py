@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from avvp.losses import (bce_terms, clamped_bce, contrastive_loss, modality_targets, smoothed_cross_entropy,
+from avvp.core.losses import (bce_terms, clamped_bce, contrastive_loss, modality_targets, smoothed_cross_entropy,
                          training_loss, visual_smoothing)
-from avvp.model import HANOutput
+from avvp.core.model import HANOutput
 
 
 def _bce(p, y):

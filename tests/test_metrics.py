@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp.metrics import (METRICS, binarize, evaluate_arrays, event_counts, label_runs, score_binary,
+from avvp.core.metrics import (METRICS, binarize, evaluate_arrays, event_counts, label_runs, score_binary,
                           segment_counts, segment_type_at_av, video_scores)
-from avvp.metrics_reference import event_counts as ref_event_counts
-from avvp.metrics_reference import reference_scores as reference
+from avvp.core.metrics_reference import event_counts as ref_event_counts
+from avvp.core.metrics_reference import reference_scores as reference
 
 
 def seq(*bits: int) -> np.ndarray:
@@ -170,7 +170,7 @@ def test_event_counts_hand_cases(pred, gt, counts):
 
 def test_touching_truth_rows_are_one_event(tmp_path):
     """Touching same-class rows merge when read; a gap makes two events."""
-    from avvp.annotations import dense_matrix, read_dense
+    from avvp.core.annotations import dense_matrix, read_dense
     path = tmp_path / "dense.csv"
     path.write_text("filename\tonset\toffset\tevent_labels\n"
                     "v\t0\t2\tA\nv\t2\t4\tA\nv\t5\t7\tA\nv\t6\t8\tA\n")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from avvp.checkpoint import convert_official, load_model, load_official, save_model
-from avvp.errors import InputError, MissingWeightsError
-from avvp.model import HAN, OFFICIAL_DIMS, HANConfig, count_parameters
+from avvp.core.checkpoint import convert_official, load_model, load_official, save_model
+from avvp.infra.errors import InputError, MissingWeightsError
+from avvp.core.model import HAN, OFFICIAL_DIMS, HANConfig, count_parameters
 
 
 def test_official_parameter_count():
@@ -241,7 +241,7 @@ def test_own_model_file_round_trip(tmp_path):
 def test_standardize_buffers_normalise_inputs_and_keep_the_parameter_count():
     import torch
 
-    from avvp.model import HAN, count_parameters
+    from avvp.core.model import HAN, count_parameters
 
     torch.manual_seed(0)
     plain = HAN()

@@ -22,10 +22,10 @@ import pytest
 import torch
 from media import write_media
 
-from avvp.checkpoint import save_model
-from avvp.extractors import create_extractor
-from avvp.feature_store import read_store
-from avvp.model import HAN
+from avvp.core.checkpoint import save_model
+from avvp.stages.extractors import create_extractor
+from avvp.core.feature_store import read_store
+from avvp.core.model import HAN
 
 ROLES = ("audio", "frame", "clip")
 WINDOW = 3  # seconds: every manifest row is a 3-s clip
@@ -115,7 +115,7 @@ def test_extract_one_shard_of_odd_media(media, tmp_path):
     assert "no video stream" in reasons[ids["audio_only.m4a"]]
     assert "empty" in reasons[ids["zero_bytes.mp4"]]
     assert "not a readable media file" in reasons[ids["text.mp4"]]
-    from avvp.feature_store import read_flags
+    from avvp.core.feature_store import read_flags
 
     audio = pd.read_parquet(tmp_path / "audio.parquet")
     warning = audio[audio["severity"] == "warning"]

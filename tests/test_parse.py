@@ -1,7 +1,7 @@
 """avvp parse: any video (length, container) into event tables, with bad and odd input.
 
 The model is tiny and built here: either trained for one epoch on random features through
-:func:`avvp.train.train_model` (what ``avvp train`` writes), or a HAN whose segment head is
+:func:`avvp.stages.train.train_model` (what ``avvp train`` writes), or a HAN whose segment head is
 constant (zero weights, chosen biases), so the events it must find are known exactly. Videos are
 written with PyAV (64×48, a few seconds).
 """
@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 import torch
 
-from avvp.checkpoint import save_model
+from avvp.core.checkpoint import save_model
 from avvp.cli import main
-from avvp.errors import ConfigError, InputError
-from avvp.extractors import create_extractor
-from avvp.model import HAN
-from avvp.parse import find_events, load_parser, output_names, parse_video, parse_videos, write_result
+from avvp.infra.errors import ConfigError, InputError
+from avvp.stages.extractors import create_extractor
+from avvp.core.model import HAN
+from avvp.stages.parse import find_events, load_parser, output_names, parse_video, parse_videos, write_result
 
 W, H = 64, 48
 CLASSES = ["Dog", "Speech", "Car"]
@@ -160,7 +160,7 @@ def test_long_video_gives_whole_segments_and_drops_the_tail(parser, videos, tmp_
 def test_features_are_embedded_window_by_window(parser, videos, extractors):
     """Each window's rows are what the extractor gives for that window alone: VGGish's examples
     restart at every window, as in the 10-s training clips."""
-    from avvp.parse import extract_features
+    from avvp.stages.parse import extract_features
 
     path = videos["long"]  # 12.4 s: windows [0, 10) and [10, 12)
     feats, warnings = extract_features(parser, path, 12)
@@ -259,8 +259,8 @@ def test_folder_input(parser, videos, tmp_path):
 
 def test_trained_checkpoint_works_out_of_the_box(tmp_path, videos, extractors):
     """A model written by the training code carries classes and extractor settings."""
-    from avvp.data import Features, SplitData, build_targets
-    from avvp.train import train_model
+    from avvp.core.data import Features, SplitData, build_targets
+    from avvp.stages.train import train_model
 
     exts = extractors
     n, t = 8, 10
@@ -306,7 +306,7 @@ def test_extractor_settings_from_config_when_the_model_has_none(tmp_path, videos
 
 
 def test_missing_model_and_bad_settings(tmp_path, constant_model):
-    from avvp.errors import MissingWeightsError
+    from avvp.infra.errors import MissingWeightsError
 
     with pytest.raises(MissingWeightsError, match="nope.pt"):
         load_parser(tmp_path / "nope.pt", {"device": "cpu"}, config=None)

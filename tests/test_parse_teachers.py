@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from avvp.checkpoint import save_model
-from avvp.errors import ConfigError, MissingWeightsError
-from avvp.extractors import create_extractor
-from avvp.parse import extract_features, load_parser, parse_video
-from avvp.valor.model import VALOR
+from avvp.core.checkpoint import save_model
+from avvp.infra.errors import ConfigError, MissingWeightsError
+from avvp.stages.extractors import create_extractor
+from avvp.stages.parse import extract_features, load_parser, parse_video
+from avvp.core.valor.model import VALOR
 from test_parse import CLASSES, FEATURES, make_video
 from test_teachers import write_clap_teacher, write_clip_teacher
 

@@ -1,4 +1,4 @@
-"""The pooled frame store (avvp.pooled) and the loader that reads the stores into one tensor each."""
+"""The pooled frame store (avvp.core.pooled_store) and the loader that reads the stores into one tensor each."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from avvp.cli import main
-from avvp.data import load_features
-from avvp.errors import InputError
-from avvp.feature_store import read_attrs, write_store
-from avvp.pooled import POOLED, frame_store
+from avvp.core.data import load_features
+from avvp.infra.errors import InputError
+from avvp.core.feature_store import read_attrs, write_store
+from avvp.core.pooled_store import POOLED, frame_store
 
 IDS = [f"vid{i:08d}_0_10" for i in range(7)]
 

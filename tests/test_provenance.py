@@ -15,8 +15,9 @@ import pytest
 import torch
 from test_fault_matrix import BY_NAME, _argv, _run_here
 
-from avvp import provenance, provenance_read
-from avvp.errors import InputError, StorageError
+from avvp.core import provenance_read
+from avvp.infra import provenance
+from avvp.infra.errors import InputError, StorageError
 
 
 def test_every_kind_of_output_carries_its_record(reference):
@@ -71,7 +72,7 @@ def test_checkpoint_from_other_code_is_set_aside_and_retrained(reference, tmp_pa
     state["identity"]["code"] = "sha256:" + "0" * 64
     state["identity"]["git_commit"] = "1" * 40
     torch.save(state, model_dir / "checkpoints/last.pt")
-    with caplog.at_level(logging.INFO, logger="avvp.train"):
+    with caplog.at_level(logging.INFO, logger="avvp.stages.train"):
         rc, err = _run_here(work, _argv(BY_NAME["train"], reference["feats"]))
     assert rc == 0, err
     text = caplog.text
@@ -87,7 +88,7 @@ def test_checkpoint_with_other_settings_says_so(reference, tmp_path, caplog):
     (work / "models/base/model.pt").unlink()
     argv = _argv(BY_NAME["train"], reference["feats"])
     argv[argv.index("--seed") + 1] = "2"
-    with caplog.at_level(logging.WARNING, logger="avvp.train"):
+    with caplog.at_level(logging.WARNING, logger="avvp.stages.train"):
         assert _run_here(work, argv)[0] == 0
     assert "it was made with another seed" in caplog.text and "other code" not in caplog.text
 
@@ -95,8 +96,8 @@ def test_checkpoint_with_other_settings_says_so(reference, tmp_path, caplog):
 def test_disk_full_in_torch_save_is_one_plain_error(reference, tmp_path, monkeypatch):
     """torch.save on a full disk raises "[enforce fail at inline_container.cc:672] unexpected
     pos"; avvp says no space left, names the file, and keeps the last checkpoint."""
-    from avvp import atomic
-    from avvp.checkpoint import save_torch
+    from avvp.infra import atomic
+    from avvp.core.checkpoint import save_torch
 
     target = tmp_path / "checkpoints" / "last.pt"
     save_torch(target, {"format": "x", "epoch": 1})
@@ -132,7 +133,7 @@ def test_pool_frames_names_a_truncated_audio_store(reference, tmp_path):
 
 
 def test_refused_checkpoint_names_the_blocked_global(tmp_path):
-    from avvp.checkpoint import load_model
+    from avvp.core.checkpoint import load_model
 
     class Exploit:
         def __reduce__(self):
@@ -147,20 +148,20 @@ def test_refused_checkpoint_names_the_blocked_global(tmp_path):
 
 
 def test_orphan_dense_rows_are_named(tmp_path, caplog):
-    from avvp.annotations import read_dense
+    from avvp.core.annotations import read_dense
 
     path = tmp_path / "AVVP_eval_audio.csv"
     path.write_text("filename\tonset\toffset\tevent_labels\n"
                     "known000000_0_10\t0\t3\tDog\nghost000000_0_10\t1\t2\tDog\n")
-    with caplog.at_level(logging.WARNING, logger="avvp.annotations"):
+    with caplog.at_level(logging.WARNING, logger="avvp.core.annotations"):
         events = read_dense(path, ["Dog"], video_ids=["known000000_0_10"])
     assert len(events) == 1
     assert "line 3: ghost000000_0_10 (Dog)" in caplog.text
 
 
 def test_fault_spec_and_stale_temporary_files(tmp_path, monkeypatch):
-    from avvp import faults
-    from avvp.atomic import write_text
+    from avvp.infra import faults
+    from avvp.infra.atomic import write_text
 
     monkeypatch.setenv("AVVP_FAULT", "enospc:write@b.txt:2")
     faults.reset()
@@ -188,7 +189,7 @@ def test_installed_copy_without_git_has_the_same_code_fingerprint(tmp_path):
 
     shutil.copytree(Path(avvp.__file__).parent, tmp_path / "avvp",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    code = "from avvp import provenance as p; print(p.git_commit(), p.code_fingerprint(), p.__file__)"
+    code = "from avvp.infra import provenance as p; print(p.git_commit(), p.code_fingerprint(), p.__file__)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
     commit, fingerprint, where = proc.stdout.split()

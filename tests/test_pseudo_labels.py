@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from avvp.errors import InputError
-from avvp.teachers.labels import PseudoLabels, read_pseudo_labels, write_pseudo_labels
+from avvp.infra.errors import InputError
+from avvp.core.pseudo_labels import PseudoLabels, read_pseudo_labels, write_pseudo_labels
 
 
 def _labels(seed=0, n=4, t=10, c=3):

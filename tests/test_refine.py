@@ -1,4 +1,4 @@
-"""MA label refinement (the static member of avvp.refine): partners, passes, thresholds, drop rules,
+"""MA label refinement (the static member of avvp.stages.refine): partners, passes, thresholds, drop rules,
 the shared table, the official pkl and the quality report."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from avvp.refine import exchange as R
-from avvp.refine import official as O
-from avvp.refine import quality as Q
-from avvp.refine import table as T
-from avvp.errors import ConfigError, InputError
+from avvp.stages.refine import exchange as R
+from avvp.stages.refine import official as O
+from avvp.stages.refine import quality as Q
+from avvp.core import refined_labels as T
+from avvp.infra.errors import ConfigError, InputError
 
 CLASSES = ["a", "b", "c"]
 
@@ -244,7 +244,7 @@ def test_exchange_passes_swap_the_right_tracks_and_average_k_partners():
 
 
 def tiny_han(c: int = 4):
-    from avvp.model import HAN
+    from avvp.core.model import HAN
 
     torch.manual_seed(0)
     return HAN(audio_dim=6, frame_dim=5, clip_dim=3, n_classes=c, d_model=8, nhead=1, dim_feedforward=8)
@@ -380,8 +380,8 @@ def test_quality_report_files(tmp_path):
 
 def _tiny_dataset(tmp_path, n=16, c=4):
     """A manifest (with classes.txt and train truth beside it), feature stores and a model file."""
-    from avvp.checkpoint import save_model
-    from avvp.feature_store import write_store
+    from avvp.core.checkpoint import save_model
+    from avvp.core.feature_store import write_store
 
     ids, classes, labels, audio, frame, clip = tiny_data(n, c, 7)
     frame8 = np.repeat(frame, 8, axis=1)  # 8 rows per segment: pooled on read
@@ -450,8 +450,8 @@ def test_refine_command_names_a_missing_store(tmp_path):
 
 
 def test_training_targets_from_a_refined_table(tmp_path):
-    """Retraining consumes the refined labels: pa = 0 / pv = 0 where dropped (avvp.data.build_targets)."""
-    from avvp.data import build_targets
+    """Retraining consumes the refined labels: pa = 0 / pv = 0 where dropped (avvp.core.data.build_targets)."""
+    from avvp.core.data import build_targets
 
     ids, classes, labels, res = _result_with_drops()
     path = tmp_path / "labels.parquet"

@@ -1,4 +1,4 @@
-"""The stand-in LLP feature release (avvp.rehearsal): layout, truth, planted signal, resume."""
+"""The stand-in LLP feature release (avvp.stages.rehearsal): layout, truth, planted signal, resume."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from avvp.annotations import FULL_FILE, SPLIT_FILES, dense_matrix, read_llp, youtube_id
+from avvp.core.annotations import FULL_FILE, SPLIT_FILES, dense_matrix, read_llp, youtube_id
 from avvp.cli import main
-from avvp.errors import ConfigError, InputError
-from avvp.import_features import OFFICIAL
-from avvp.rehearsal import RECORD, choose_videos, directions, release_settings, write_release
+from avvp.infra.errors import ConfigError, InputError
+from avvp.stages.import_features import OFFICIAL
+from avvp.stages.rehearsal import RECORD, choose_videos, directions, release_settings, write_release
 
 SETTINGS = {"videos": 60, "seed": 5}
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from avvp.faults import ENV as KILL_AT
-from avvp.rehearsal import workflow_config, write_release
+from avvp.infra.faults import ENV as KILL_AT
+from avvp.stages.rehearsal import workflow_config, write_release
 from avvp.settings import merge_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ def twin(llp_dir, tmp_path_factory):
 
 def _all_zeros(annotations: Path) -> dict:
     """Segment-level scores of all-zero predictions on the release's test videos."""
-    from avvp.annotations import read_llp
-    from avvp.metrics import evaluate_arrays
+    from avvp.core.annotations import read_llp
+    from avvp.core.metrics import evaluate_arrays
 
     ann = read_llp(annotations, version="pre2024")
     ids = ann.split("test")["video_id"].tolist()
@@ -111,8 +111,8 @@ def test_refinement_is_scored_against_the_stand_in_truth(twin):
 
 
 def test_kill_9_of_import_and_training_then_rerun_equals_the_whole_run(twin):
-    from avvp.checkpoint import load_torch
-    from avvp.feature_store import read_store
+    from avvp.core.checkpoint import load_torch
+    from avvp.core.feature_store import read_store
 
     root, folders, _ = twin
     whole, killed = folders["whole"], folders["killed"]

@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from avvp.feature_store import read_store
+from avvp.core.feature_store import read_store
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "tiny"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from avvp import config_doc, settings
-from avvp.errors import ConfigError
+from avvp.infra.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

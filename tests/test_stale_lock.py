@@ -1,4 +1,4 @@
-"""avvp.stale_lock: a Snakemake lock is removed only when the run that took it and its jobs are gone.
+"""avvp.infra.stale_lock: a Snakemake lock is removed only when the run that took it and its jobs are gone.
 
 (The whole story, kill -9 of the real snakemake and the plain rerun, is tests/test_resume_workflow.py.)
 """
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from avvp.stale_lock import RECORDS, STATE, TESTED_SNAKEMAKE, clear_stale, held_lock_files, record_owner
+from avvp.infra.stale_lock import RECORDS, STATE, TESTED_SNAKEMAKE, clear_stale, held_lock_files, record_owner
 
 
 def _locks(workdir: Path) -> list[Path]:
@@ -115,11 +115,11 @@ def test_held_lock_files_on_the_installed_snakemake(tmp_path):
     """A real Snakemake run: held_lock_files(workflow) in onstart names the lock files it holds.
 
     Fails loudly (RuntimeError, or no lock files) when a Snakemake release changes the private
-    attribute; then adapt avvp.stale_lock.held_lock_files and the pin in pyproject.toml.
+    attribute; then adapt avvp.infra.stale_lock.held_lock_files and the pin in pyproject.toml.
     """
     (tmp_path / "Snakefile").write_text(
         "import json, os\n"
-        "from avvp.stale_lock import held_lock_files\n\n"
+        "from avvp.infra.stale_lock import held_lock_files\n\n"
         "onstart:\n"
         "    files = held_lock_files(workflow)\n"
         "    with open('held.json', 'w') as f:\n"
@@ -156,6 +156,6 @@ def test_snakemake_is_pinned_to_the_tested_series():
     pin = f'"snakemake>={TESTED_SNAKEMAKE},<{major}.{minor + 1}"'
     assert pin in (root / "pyproject.toml").read_text()
     assert snakemake.__version__.startswith(f"{TESTED_SNAKEMAKE}."), (
-        f"installed Snakemake {snakemake.__version__}; avvp.stale_lock is tested with {TESTED_SNAKEMAKE}.x")
+        f"installed Snakemake {snakemake.__version__}; avvp.infra.stale_lock is tested with {TESTED_SNAKEMAKE}.x")
     pinned = re.search(r"^snakemake==(\S+)$", (root / "envs" / "pinned.txt").read_text(), re.M)
     assert pinned and pinned[1].startswith(f"{TESTED_SNAKEMAKE}.")

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from avvp.annotations import DENSE_FILES, FULL_FILE, SPLIT_FILES, TRAIN_TRUTH_FILES, read_llp
+from avvp.core.annotations import DENSE_FILES, FULL_FILE, SPLIT_FILES, TRAIN_TRUTH_FILES, read_llp
 from avvp.cli import main
-from avvp.errors import ConfigError, InputError
-from avvp.synth import PLAN_FILE, PLAN_KEYS, RENDER_KEYS, make_plan, read_plan, render_shard, resolve, write_annotations
-from avvp.synth.classes import BY_NAME, CATALOGUE
-from avvp.synth.plan import modality_probabilities
-from avvp.synth.render import clip_fingerprint
+from avvp.infra.errors import ConfigError, InputError
+from avvp.stages.synth import PLAN_FILE, PLAN_KEYS, RENDER_KEYS, make_plan, read_plan, render_shard, resolve, write_annotations
+from avvp.stages.synth.classes import BY_NAME, CATALOGUE
+from avvp.stages.synth.plan import modality_probabilities
+from avvp.stages.synth.render import clip_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 4, "n_val": 1, "n_test": 1, "duration": 3, "width": 64, "height": 48, "shards": 1}

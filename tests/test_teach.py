@@ -8,19 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avvp.annotations import read_llp
-from avvp.classes import LLP_CLASSES
-from avvp.drift import compare_arrays, compare_stores, write_report
-from avvp.errors import ConfigError, InputError
-from avvp.feature_store import read_store, write_store
-from avvp.synth.classes import class_names
-from avvp.synth.plan import write_annotations
-from avvp.teachers.labels import PseudoLabels, read_pseudo_labels
-from avvp.teachers.npy import export_npy, import_npy
-from avvp.teachers.pseudo import resolve_thresholds, teach, threshold_scores
-from avvp.teachers.release import import_release
-from avvp.teachers.score import score_split
-from avvp.teachers.standin import choose_thresholds, run_standin, teacher_scores, train_teacher
+from avvp.core.annotations import read_llp
+from avvp.core.classes import LLP_CLASSES
+from avvp.stages.drift import compare_arrays, compare_stores, write_report
+from avvp.infra.errors import ConfigError, InputError
+from avvp.core.feature_store import read_store, write_store
+from avvp.stages.synth.classes import class_names
+from avvp.stages.synth.plan import write_annotations
+from avvp.core.pseudo_labels import PseudoLabels, read_pseudo_labels
+from avvp.stages.teachers.npy import export_npy, import_npy
+from avvp.stages.teachers.pseudo import resolve_thresholds, teach, threshold_scores
+from avvp.stages.teachers.release import import_release
+from avvp.stages.teachers.score import score_split
+from avvp.stages.teachers.standin import choose_thresholds, run_standin, teacher_scores, train_teacher
 
 CLASSES = class_names(8)
 A, B = CLASSES[0], CLASSES[1]
@@ -229,7 +229,7 @@ def test_drift_numbers(tmp_path):
 
 def _stores(folder, ann, noise, seed):
     """Feature stores whose segment features encode the true labels (audio: audio truth, clip: visual)."""
-    from avvp.teachers.standin import truth
+    from avvp.stages.teachers.standin import truth
 
     attrs = {"extractor": "test", "settings": "{}", "weights": "random:0"}
     ids = list(ann.videos["video_id"])
@@ -241,7 +241,7 @@ def _stores(folder, ann, noise, seed):
 
 
 def test_standin_teacher_on_a_disjoint_pool(tmp_path, one_thread):
-    from avvp.synth import make_plan, resolve
+    from avvp.stages.synth import make_plan, resolve
 
     pool = tmp_path / "pool"
     plan = make_plan(resolve({"seed": 5, "n_train": 24, "n_val": 8, "n_test": 4, "n_classes": 8}), "P")
@@ -258,7 +258,7 @@ def test_standin_teacher_on_a_disjoint_pool(tmp_path, one_thread):
     assert info["pool_train"] == 24 and info["pool_held_out"] == 12 and len(info["thresholds"]) == 8
     labels = teach("visual", tmp_path / "v.h5", ids, CLASSES, ann.weak(ids))
     assert labels.source["thresholds"] == info["thresholds"]
-    from avvp.teachers.standin import truth
+    from avvp.stages.teachers.standin import truth
 
     np.testing.assert_array_equal(labels.labels, truth(ann, "visual", ids, 10))
     with pytest.raises(InputError, match="shares videos"):

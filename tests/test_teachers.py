@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from avvp.cli import main
-from avvp.errors import InputError, MissingWeightsError
-from avvp.feature_store import read_extra, read_store, write_store
-from avvp.teachers import audio as A
+from avvp.infra.errors import InputError, MissingWeightsError
+from avvp.core.feature_store import read_extra, read_store, write_store
+from avvp.stages.teachers import audio as A
 
 from media import write_media
 
@@ -22,8 +22,8 @@ SECONDS = 2
 
 # -- front ends ----------------------------------------------------------------------------------
 def test_prompts_are_verbatim_in_llp_order():
-    from avvp.classes import LLP_CLASSES
-    from avvp.teachers.prompts import CLAP_NAMES, CLAP_THRESHOLDS, CLIP_PROMPTS, CLIP_THRESHOLDS, clap_prompts
+    from avvp.core.classes import LLP_CLASSES
+    from avvp.stages.teachers.prompts import CLAP_NAMES, CLAP_THRESHOLDS, CLIP_PROMPTS, CLIP_THRESHOLDS, clap_prompts
 
     assert len(CLIP_PROMPTS) == len(CLAP_NAMES) == len(LLP_CLASSES) == 25
     assert CLIP_PROMPTS[14] == "A photo of a vaccum cleaner." and CLIP_PROMPTS[20] == "A photo of a acoustic guiter."
@@ -32,7 +32,7 @@ def test_prompts_are_verbatim_in_llp_order():
 
 
 def test_clip_frame_indices_round_half_to_even():
-    from avvp.extractors.clip_image import frame_indices
+    from avvp.stages.extractors.clip_image import frame_indices
 
     assert frame_indices(80, 10).tolist() == [0, 9, 18, 26, 35, 44, 53, 61, 70, 79]
     assert frame_indices(16, 2).tolist() == [0, 15]
@@ -41,7 +41,7 @@ def test_clip_frame_indices_round_half_to_even():
 def test_squash_resize_has_no_antialias_and_no_crop():
     from torch.nn.functional import interpolate
 
-    from avvp.extractors.clip_image import squash
+    from avvp.stages.extractors.clip_image import squash
 
     frames = torch.randint(0, 256, (2, 300, 400, 3), dtype=torch.uint8)  # downscaled
     out = squash(frames)
@@ -171,7 +171,7 @@ def _settings(teachers, **extra) -> dict:
 
 
 def test_clip_teacher_scores_are_scaled_cosines(teachers, clip_files):
-    from avvp.extractors import create_extractor
+    from avvp.stages.extractors import create_extractor
 
     ext = create_extractor({"weights": str(teachers["clip"])}, "clip_image")
     assert ext.logit_scale == pytest.approx(float(np.exp(np.log(1 / 0.07))), rel=1e-4)  # read from the model
@@ -184,7 +184,7 @@ def test_clip_teacher_scores_are_scaled_cosines(teachers, clip_files):
 
 
 def test_clap_teacher_scores_and_token_map(teachers, clip_files):
-    from avvp.extractors import create_extractor
+    from avvp.stages.extractors import create_extractor
 
     ext = create_extractor({"weights": str(teachers["clap"])}, "clap_audio")
     units = ext.load(clip_files["v1"], SECONDS)
@@ -197,7 +197,7 @@ def test_clap_teacher_scores_and_token_map(teachers, clip_files):
 
 
 def test_store_round_trip_with_scores(tmp_path):
-    from avvp.feature_store import merge_stores, store_writer
+    from avvp.core.feature_store import merge_stores, store_writer
 
     attrs = {"role": "clip_image", "extractor": "clip_vit_l14", "settings": "{}", "weights": "w"}
     parts = []
@@ -216,7 +216,7 @@ def test_store_round_trip_with_scores(tmp_path):
 
 
 def test_extract_resumes_and_records_failures(tmp_path, teachers, clip_files):
-    from avvp.extract import extract_job
+    from avvp.stages.extraction import extract_job
 
     d = tmp_path / "in"
     d.mkdir()
@@ -242,7 +242,7 @@ def test_extract_resumes_and_records_failures(tmp_path, teachers, clip_files):
     args = ["extract", "--manifest", str(man), "--role", "clip_image", "--settings", json.dumps(settings),
             "--shards", "1", "--out", str(tmp_path / "part.h5"), "--failures", str(tmp_path / "part.parquet"),
             "--no-progress"]
-    from avvp.extract import read_manifest
+    from avvp.stages.extraction import read_manifest
 
     with pytest.raises(Stop):
         extract_job(read_manifest(man), ["clip_image"], settings, 0, 1, {"clip_image": tmp_path / "part.h5"},
@@ -262,7 +262,7 @@ def test_extract_resumes_and_records_failures(tmp_path, teachers, clip_files):
 
 # -- bad input ----------------------------------------------------------------------------------
 def test_missing_weights_are_named(tmp_path):
-    from avvp.teachers.models import load_clap, load_clip
+    from avvp.stages.teachers.models import load_clap, load_clip
 
     with pytest.raises(MissingWeightsError, match="no/such/clip"):
         load_clip(str(tmp_path / "no/such/clip"))
@@ -273,8 +273,8 @@ def test_missing_weights_are_named(tmp_path):
 
 
 def test_wrong_model_files_are_named(tmp_path, teachers):
-    from avvp.teachers.clap_keys import FUSION_KEY
-    from avvp.teachers.models import load_clap, load_clip
+    from avvp.stages.teachers.clap_keys import FUSION_KEY
+    from avvp.stages.teachers.models import load_clap, load_clip
 
     with pytest.raises(InputError, match="a clap model, not CLIP"):
         load_clip(str(teachers["clap"]))
@@ -293,7 +293,7 @@ def test_wrong_model_files_are_named(tmp_path, teachers):
 
 
 def test_text_encoder_mismatch_is_named(tmp_path, teachers):
-    from avvp.teachers.models import load_clap, load_clip
+    from avvp.stages.teachers.models import load_clap, load_clip
 
     with pytest.raises(InputError, match="text-encoder mismatch"):
         load_clip(str(teachers["clip"]), text_encoder=str(teachers["clap"]))  # RoBERTa-like vocab
@@ -341,13 +341,13 @@ def _laion_state(model) -> dict[str, torch.Tensor]:
 
 
 def test_original_laion_checkpoint_loads_into_the_same_model(tmp_path, teachers):
-    from avvp.teachers.models import load_clap
+    from avvp.stages.teachers.models import load_clap
 
     model = tiny_clap()
     torch.save({"epoch": 1, "state_dict": _laion_state(model)}, tmp_path / "630k-fusion-best.pt")
     from transformers import ClapConfig
 
-    import avvp.teachers.models as M
+    import avvp.stages.teachers.models as M
 
     tiny = model.config.to_dict()
     original = M.CLAP_FUSION
@@ -367,18 +367,21 @@ def test_auto_batch_is_the_cpu_default_or_sized_to_free_gpu_memory():
     extractor here: no GPU in the tests), and the sizing arithmetic itself."""
     from types import SimpleNamespace
 
-    from avvp.errors import ConfigError
-    from avvp.extract import CPU_BATCH, feature_settings, role_batch
-    from avvp.extractors.teacher import batch_for_memory
+    from avvp.infra.errors import ConfigError
+    from avvp.stages.extraction import CPU_BATCH, feature_settings, role_batch
+    from avvp.stages.extractors.teacher import batch_for_memory
 
-    settings = feature_settings({})
+    settings = feature_settings({"batch_size": {"audio": 20, "frame": 20, "clip": 5, "clip_image": "auto",
+                                                "clap_audio": "auto"}})
     assert role_batch(settings, "clip_image") == CPU_BATCH["clip_image"]
     cpu = SimpleNamespace(device=torch.device("cpu"), gpu_batch=lambda: pytest.fail("sized on the CPU"))
     assert role_batch(settings, "clap_audio", cpu) == CPU_BATCH["clap_audio"]
     gpu = SimpleNamespace(device=torch.device("cuda"), gpu_batch=lambda: 77)
     assert role_batch(settings, "clap_audio", gpu) == 77
+    with pytest.raises(ConfigError, match=r"batch_size"):  # the settings definition: teachers only
+        feature_settings({"batch_size": {"audio": "auto"}})
     with pytest.raises(ConfigError, match=r"batch_size \(audio\): auto is for the teachers"):
-        feature_settings({"batch_size": "auto"})
+        role_batch({"batch_size": {"audio": "auto"}}, "audio")
     # 1 unit peaks at 3 GB, 2 units at 5 GB: 2 GB per unit + 1 GB fixed; 70 % of 40 GB free fits 13.
     gb = 2 ** 30
     assert batch_for_memory(40 * gb, 3 * gb, 5 * gb) == 13

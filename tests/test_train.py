@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import torch
 
-from avvp.annotations import read_llp, write_tables
-from avvp.checkpoint import load_model
+from avvp.core.annotations import read_llp, write_tables
+from avvp.core.checkpoint import load_model
 from avvp.cli import main as cli_main
-from avvp.data import build_targets, load_annotations, load_features
-from avvp.errors import ConfigError, InputError
-from avvp.feature_store import write_store
-from avvp.predictions import Predictions
-from avvp.train import run_training, train_settings
+from avvp.core.data import build_targets, load_annotations, load_features
+from avvp.infra.errors import ConfigError, InputError
+from avvp.core.feature_store import write_store
+from avvp.core.prediction_file import Predictions
+from avvp.stages.train import run_training, train_settings
 
 CLASSES = ["Dog", "Speech", "Car"]
 T = 10
@@ -281,7 +281,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, torch
         torch.set_num_threads({torch.get_num_threads()})  # bitwise equality needs the same threads
-        from avvp.train import run_training
+        from avvp.stages.train import run_training
         def kill(event, epoch, step):
             if event == "batch" and epoch == 2 and step == 3:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -372,8 +372,8 @@ def test_cli_errors_name_the_problem(tiny, tmp_path, capsys):
     assert rc == 1
     assert "none.pt" in capsys.readouterr().err
     # A model for other feature sizes.
-    from avvp.checkpoint import save_model
-    from avvp.model import HAN
+    from avvp.core.checkpoint import save_model
+    from avvp.core.model import HAN
 
     other = tmp_path / "other.pt"
     save_model(other, HAN(audio_dim=7, frame_dim=5, clip_dim=4, n_classes=3, d_model=8), CLASSES)

@@ -13,19 +13,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avvp.annotations import read_llp, write_tables
-from avvp.checkpoint import load_model
-from avvp.errors import ConfigError, InputError
-from avvp.evaluate import evaluate_predictions
+from avvp.core.annotations import read_llp, write_tables
+from avvp.core.checkpoint import load_model
+from avvp.infra.errors import ConfigError, InputError
+from avvp.stages.evaluate import evaluate_predictions
 from avvp.experiments import get_variant, table_rows, variant_sections
-from avvp.feature_store import write_store
-from avvp.model import HAN, count_parameters
-from avvp.predict import predict_split
-from avvp.teachers.labels import PseudoLabels, write_pseudo_labels
-from avvp.train import _improves, run_training, train_settings
-from avvp.valor.model import VALOR
-from avvp.valor.training import valor_loss, warmup_cosine_lr
-from avvp.valor.variants import VALOR_VARIANTS
+from avvp.core.feature_store import write_store
+from avvp.core.model import HAN, count_parameters
+from avvp.stages.predict import predict_split
+from avvp.core.pseudo_labels import PseudoLabels, write_pseudo_labels
+from avvp.stages.train import _improves, run_training, train_settings
+from avvp.core.valor.model import VALOR
+from avvp.core.valor.training import valor_loss, warmup_cosine_lr
+from avvp.core.valor.variants import VALOR_VARIANTS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -329,7 +329,7 @@ def test_pseudo_labels_are_required_and_checked(tmp_path):
 
 
 def test_jomold_denoising_drops_pseudo_labels(tmp_path):
-    from avvp.refine.ratios import NoiseRatios, write_ratios
+    from avvp.stages.refine.ratios import NoiseRatios, write_ratios
 
     d = _dataset(tmp_path, False, n=(12, 3, 3))
     ratios = tmp_path / "ratios.parquet"
@@ -372,8 +372,8 @@ def test_resume_is_bitwise_with_the_valor_recipe(tmp_path):
 def test_methods_table_with_published_numbers(tmp_path):
     import json
 
-    from avvp.aggregate import write_table
-    from avvp.metrics import METRICS
+    from avvp.stages.paper_tables import write_table
+    from avvp.core.metrics import METRICS
 
     settings = {"seeds": [1, 2], "split": "test", "published": True}
     for i, row in enumerate(table_rows("methods", settings)):

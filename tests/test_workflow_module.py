@@ -16,13 +16,13 @@ import pytest
 import yaml
 
 from avvp import experiments, layout
-from avvp.feature_roles import FEATURE_ROLES
+from avvp.core.feature_roles import FEATURE_ROLES
 from avvp.workflow import Workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Modules building the DAG must not import (slow, and model code has no place there).
-HEAVY = ("torch", "torchvision", "timm", "transformers", "avvp.model", "avvp.architectures",
-         "avvp.valor.model", "avvp.parse")
+HEAVY = ("torch", "torchvision", "timm", "transformers", "avvp.core.model", "avvp.core.architectures",
+         "avvp.core.valor.model", "avvp.stages.parse")
 
 
 def load_config(*overrides: str) -> dict:
@@ -70,7 +70,7 @@ def test_building_the_dag_imports_no_model_code():
 
 def test_the_import_check_can_fail():
     """The probe above sees torch when a module that needs it is imported."""
-    assert "torch" in heavy_modules_after("import avvp.architectures")
+    assert "torch" in heavy_modules_after("import avvp.core.architectures")
 
 
 # ---------------------------------------------------------------------------------- targets

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..fetch import fetch_annotations
+from avvp.stages.fetch_annotations import fetch_annotations
 
 
 def register(sub) -> None:

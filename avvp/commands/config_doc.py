@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..config_doc import generated, write
+    from avvp.config_doc import generated, write
 
     if args.check:
         stale = [path for path, text in generated(args.root).items()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..download import FAILURES, TABLE, download_settings, download_videos, load_targets
-from ..settings import parse_settings
+from avvp.stages.download import FAILURES, TABLE, download_settings, download_videos, load_targets
+from avvp.settings import parse_settings
 
 
 def register(sub) -> None:

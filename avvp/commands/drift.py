@@ -14,8 +14,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..drift import drift, summary, write_report
-    from ..tables import to_text
+    from avvp.stages.drift import drift, summary, write_report
+    from avvp.core.table_layout import to_text
 
     table = drift(args.ours, args.theirs, args.roles)
     paths = write_report(table, args.out)

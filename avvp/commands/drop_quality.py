@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..refine.run import run_drop_quality
+    from avvp.stages.refine.stages import run_drop_quality
 
     pooled = run_drop_quality(args.drops, args.manifest, args.out_dir, args.annotations)
     for _, row in pooled[pooled["class"] == "all"].iterrows():

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from ..annotations import ANNOTATION_VERSIONS, read_llp
-from ..errors import ConfigError
-from ..evaluate import describe, evaluate_predictions, write_outputs
-from ..metrics import GATES
-from ..predictions import Predictions
-from ..settings import default
-from ..tables import table1, to_text
+from avvp.core.annotations import ANNOTATION_VERSIONS, read_llp
+from avvp.infra.errors import ConfigError
+from avvp.stages.evaluate import describe, evaluate_predictions, write_outputs
+from avvp.core.metrics import GATES
+from avvp.core.prediction_file import Predictions
+from avvp.settings import default
+from avvp.core.table_layout import table1, to_text
 
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score predictions with the LLP protocol (segment/event-level F1)")
-    p.add_argument("--predictions", required=True, help="predictions file (.npz, see avvp.predictions)")
+    p.add_argument("--predictions", required=True, help="predictions file (.npz, see avvp.core.prediction_file)")
     p.add_argument("--annotations", required=True, help="folder with the LLP-format annotation CSVs")
     p.add_argument("--split", default="test", help="split to score: val or test (default: test)")
     p.add_argument("--gate", default=default("evaluate.gate"), choices=GATES,

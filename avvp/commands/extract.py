@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..feature_store import EXTRACT_ROLES, ROLES
+from avvp.infra.errors import ConfigError
+from avvp.core.feature_store import EXTRACT_ROLES, ROLES
 
 
 def register(sub) -> None:
@@ -36,7 +36,7 @@ def role_paths(template: str, roles: list[str], what: str) -> dict[str, str]:
 def run(args) -> int:
     import torch
 
-    from ..extract import extract_job, feature_settings, read_manifest
+    from avvp.stages.extraction import extract_job, feature_settings, read_manifest
 
     roles = list(ROLES) if "all" in args.role else list(dict.fromkeys(args.role))
     outs = role_paths(args.out, roles, "out")

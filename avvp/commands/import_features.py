@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..feature_store import ROLES
+from avvp.core.feature_store import ROLES
 
 
 def register(sub) -> None:
@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..import_features import FAILURES, import_features, read_manifest
+    from avvp.stages.import_features import FAILURES, import_features, read_manifest
 
     manifest = read_manifest(args.manifest)
     rep = import_features(manifest, args.folder, args.out_dir, args.roles, progress=not args.no_progress)

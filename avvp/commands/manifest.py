@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..annotations import ANNOTATION_VERSIONS, read_llp, write_tables
-from ..settings import default
+from avvp.core.annotations import ANNOTATION_VERSIONS, read_llp, write_tables
+from avvp.settings import default
 
 
 def register(sub) -> None:

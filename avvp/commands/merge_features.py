@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..feature_store import merge_stores
+from avvp.core.feature_store import merge_stores
 
 
 def register(sub) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..settings import parse_settings
+from avvp.infra.errors import ConfigError
+from avvp.settings import parse_settings
 
 
 def register(sub) -> None:
@@ -35,8 +35,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..refine import run as denoise
-    from .refine import export_only
+    from avvp.stages.refine import stages as denoise
+    from avvp.commands.refine import export_only
 
     if args.to_npz:
         return export_only(denoise.export_npz, args.to_npz, args.npz, "--to-npz", "--npz", args)

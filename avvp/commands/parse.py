@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..parse import parse_videos
-from ..settings import default, parse_settings
+from avvp.stages.parse import parse_videos
+from avvp.settings import default, parse_settings
 
 
 def register(sub) -> None:

@@ -19,7 +19,7 @@ def _inputs(args) -> list:
 
 
 def run(args) -> int:
-    from ..pooled import pool_store
+    from avvp.core.pooled_store import pool_store
 
     out = pool_store(args.features_dir, progress=not args.no_progress)
     print(f"-> {out}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..predict import check_split, predict_split
-from ..settings import parse_settings
+from avvp.stages.predict import check_split, predict_split
+from avvp.settings import parse_settings
 
 
 def register(sub) -> None:

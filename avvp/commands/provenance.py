@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..provenance import describe, sha256_file
-    from ..provenance_read import read
+    from avvp.infra.provenance import describe, sha256_file
+    from avvp.core.provenance_read import read
 
     changed = 0
     for i, path in enumerate(args.paths):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..settings import parse_settings
+from avvp.infra.errors import ConfigError
+from avvp.settings import parse_settings
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..refine import run as refine
+    from avvp.stages.refine import stages as refine
 
     settings = parse_settings(args.settings)
     if args.to_pkl:

@@ -23,8 +23,8 @@ def register(sub) -> None:
 
 
 def run_release(args) -> int:
-    from ..rehearsal import write_release
-    from ..settings import parse_settings
+    from avvp.stages.rehearsal import write_release
+    from avvp.settings import parse_settings
 
     settings = parse_settings(args.settings)
     for key in ("seed", "videos"):

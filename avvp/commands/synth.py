@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..settings import default
+from avvp.settings import default
 
 
 def register(sub) -> None:
@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def run_plan(args) -> int:
-    from ..synth import make_plan, resolve, write_annotations
+    from avvp.stages.synth import make_plan, resolve, write_annotations
 
     plan = make_plan(resolve(args.settings), args.id_prefix)
     write_annotations(plan, args.out)
@@ -37,7 +37,7 @@ def run_plan(args) -> int:
 
 
 def run_render(args) -> int:
-    from ..synth import render_shard, resolve
+    from avvp.stages.synth import render_shard, resolve
 
     table = render_shard(args.annotations, resolve(args.settings), args.shard, args.shards, args.out,
                          progress=not args.no_progress)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experiments import TABLES, table_defaults
-from ..settings import merge_settings, parse_settings
+from avvp.experiments import TABLES, table_defaults
+from avvp.settings import merge_settings, parse_settings
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def _inputs(args) -> list[Path]:
 
 
 def run(args) -> int:
-    from ..aggregate import write_table
+    from avvp.stages.paper_tables import write_table
 
     settings = merge_settings(table_defaults(), parse_settings(args.settings), "table")
     md = Path(args.out) if args.out else Path(args.results) / "tables" / f"{args.table}.md"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from ..annotations import ANNOTATION_VERSIONS
-from ..settings import default
+from avvp.core.annotations import ANNOTATION_VERSIONS
+from avvp.settings import default
 
 log = logging.getLogger(__name__)
 MODALITIES = ("audio", "visual")
@@ -74,16 +74,16 @@ def register(sub) -> None:
 
 
 def _read(args):
-    from ..annotations import read_llp
+    from avvp.core.annotations import read_llp
 
     return read_llp(args.annotations, version=args.version)
 
 
 def run_labels(args) -> int:
-    from ..errors import ConfigError
-    from ..feature_store import read_ids
-    from ..teachers.labels import write_pseudo_labels
-    from ..teachers.pseudo import teach
+    from avvp.infra.errors import ConfigError
+    from avvp.core.feature_store import read_ids
+    from avvp.core.pseudo_labels import write_pseudo_labels
+    from avvp.stages.teachers.pseudo import teach
 
     ann = _read(args)
     try:
@@ -104,8 +104,8 @@ def run_labels(args) -> int:
 
 
 def run_export(args) -> int:
-    from ..teachers.labels import read_pseudo_labels
-    from ..teachers.npy import export_npy
+    from avvp.core.pseudo_labels import read_pseudo_labels
+    from avvp.stages.teachers.npy import export_npy
 
     labels = read_pseudo_labels(args.labels)
     folder = export_npy(labels, args.out)
@@ -114,9 +114,9 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    from ..atomic import write_parquet
-    from ..teachers.labels import write_pseudo_labels
-    from ..teachers.npy import import_npy
+    from avvp.infra.atomic import write_parquet
+    from avvp.core.pseudo_labels import write_pseudo_labels
+    from avvp.stages.teachers.npy import import_npy
 
     ann = _read(args)
     labels, failures = import_npy(args.folder, args.modality, list(ann.videos["video_id"]), ann.classes)
@@ -128,7 +128,7 @@ def run_import(args) -> int:
 
 
 def run_release(args) -> int:
-    from ..teachers.release import import_release
+    from avvp.stages.teachers.release import import_release
 
     ann = _read(args)
     ids = list(ann.videos["video_id"])
@@ -140,9 +140,9 @@ def run_release(args) -> int:
 
 
 def run_score(args) -> int:
-    from ..tables import table1, to_text
-    from ..teachers.labels import read_pseudo_labels
-    from ..teachers.score import score_split
+    from avvp.core.table_layout import table1, to_text
+    from avvp.core.pseudo_labels import read_pseudo_labels
+    from avvp.stages.teachers.score import score_split
 
     ann = _read(args)
     audio = read_pseudo_labels(args.audio, "audio", ann.classes)
@@ -154,7 +154,7 @@ def run_score(args) -> int:
 
 
 def run_standin(args) -> int:
-    from ..teachers.standin import run_standin as standin
+    from avvp.stages.teachers.standin import run_standin as standin
 
     ann = _read(args)
     info = standin(args.modality, args.pool, args.features_dir, list(ann.videos["video_id"]), ann.classes,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .. import faults
-from ..settings import parse_settings
-from ..train import run_training, train_settings
+from avvp.infra import faults
+from avvp.settings import parse_settings
+from avvp.stages.train import run_training, train_settings
 
 
 def register(sub) -> None:

@@ -26,7 +26,7 @@ name                        contrastive  tau        labels
 ``jomold_ma``               yes (NCE)    0.2        as ``jomold``, with the ratios of MA's drops
 ``jomold_truth``            yes (NCE)    0.2        as ``jomold``, with the true ratios (demo only)
 ``valor``                   no           –          weak labels + the teachers' segment-level
-                                                    pseudo labels (VALOR, :mod:`avvp.valor`)
+                                                    pseudo labels (VALOR, :mod:`avvp.core.valor`)
 ``valor_plus``              no           –          as ``valor``, 4 layers of width 256 (VALOR+)
 ``valor_pp``                no           –          as ``valor_plus`` on the CLAP token map and
                                                     CLIP embeddings (VALOR++)
@@ -41,14 +41,14 @@ name                        contrastive  tau        labels
 
 A *pseudo-label* variant (``pseudo``) trains with the segment-level pseudo labels of the two
 teachers, ``pseudo/audio.parquet`` and ``pseudo/visual.parquet`` (:data:`PSEUDO_LABELS`), with
-VALOR's recipe (:func:`avvp.valor.variants.valor_recipe`).
+VALOR's recipe (:func:`avvp.core.valor.variants.valor_recipe`).
 
 A refined variant's labels are the *refine target* of the same name:
 ``refine/<name>/seed<k>/labels.parquet``, made by ``avvp refine`` from the model
 ``models/<base>/seed<k>/model.pt`` with the variant's refine options over config ``refine``.
 
 A *dynamic* variant (``ratios_from``) trains with per-batch label denoising
-(:mod:`avvp.refine.jomold`) driven by the noise ratios of the *ratio target* of that name
+(:mod:`avvp.stages.refine.jomold`) driven by the noise ratios of the *ratio target* of that name
 (:data:`RATIO_TARGETS`): ``ratios/<name>/seed<k>/ratios.parquet``, made by ``avvp noise-ratios``
 from a trained estimator (``jomold``), from a refine target's drops (``ma``) or from the truth
 (``truth``). Its drops are recorded (``models/<variant>/seed<k>/drops.parquet``) and scored
@@ -77,14 +77,14 @@ All paths here are relative to the data set's results folder (``<results>/<datas
 
 from __future__ import annotations
 
-from .variants import (  # noqa: F401
+from avvp.experiments.variants import (  # noqa: F401
     TAU_PATTERN, Variant, JOMOLD_RECIPE, RatioTarget, RATIO_TARGETS, PSEUDO_LABELS, pseudo_targets,
     tau_name, get_variant, variant_names, dynamic_variant_names, get_ratio_target, ratios_target,
     ratio_source_target, refine_settings, RECIPE_SECTIONS, check_recipes, variant_sections,
     variant_settings, train_tau, model_path, refine_path, metrics_path, ratios_path, quality_path,
     ratio_quality_path, labels_target, base_model_target,
 )
-from .tables import (  # noqa: F401
+from avvp.experiments.tables import (  # noqa: F401
     TABLES, TABLE_TITLES, METHODS_ROWS, PUBLISHED, DENOISING_ROWS, TableRow, table_defaults,
     TEACHER_ROLES, teacher_features, TABLE1_BASELINES, table_settings, table_rows, table_seeds,
     enabled_tables, table_quality, table_ratio_targets, table_inputs, table_outputs, table_targets,

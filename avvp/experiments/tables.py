@@ -8,10 +8,11 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .. import feature_roles, layout
-from ..settings import complete, defaults as default_config
-from ..errors import ConfigError
-from .variants import (get_ratio_target, get_variant, metrics_path, quality_path, ratio_quality_path,
+from avvp import layout
+from avvp.core import feature_roles
+from avvp.settings import complete, defaults as default_config
+from avvp.infra.errors import ConfigError
+from avvp.experiments.variants import (get_ratio_target, get_variant, metrics_path, quality_path, ratio_quality_path,
                        tau_name, variant_settings)
 
 #: The split every table reports.

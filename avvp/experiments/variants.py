@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import ConfigError
-from ..settings import merge_settings
-from ..valor.variants import valor_recipe
-from .. import layout
+from avvp.infra.errors import ConfigError
+from avvp.settings import merge_settings
+from avvp.core.valor.variants import valor_recipe
+from avvp import layout
 
 TAU_PATTERN = re.compile(r"^(?P<stem>baseline_c|ma)_tau(?P<tau>[0-9]+(?:\.[0-9]+)?)$")
 
@@ -131,7 +131,7 @@ _FIXED: dict[str, Variant] = {
                             recipe=valor_recipe("valor", denoise="jomold"), ratios_from="jomold"),
 }
 
-#: The teachers' segment-level pseudo labels per modality (:mod:`avvp.teachers.labels`).
+#: The teachers' segment-level pseudo labels per modality (:mod:`avvp.core.pseudo_labels`).
 PSEUDO_LABELS = {m: layout.fill(layout.PSEUDO_LABELS, modality=m) for m in ("audio", "visual")}
 
 

@@ -13,11 +13,11 @@ Building the DAG imports neither torch nor model code: this package imports only
 
 from __future__ import annotations
 
-from .. import experiments, layout
-from .base import WorkflowBase
-from .data import FeatureRules, ParseRules, SynthRules
-from .models import DenoiseRules, EvaluateRules, RefineRules, TrainRules
-from .teach import TeachRules
+from avvp import experiments, layout
+from avvp.workflow.base import WorkflowBase
+from avvp.workflow.data import FeatureRules, ParseRules, SynthRules
+from avvp.workflow.models import DenoiseRules, EvaluateRules, RefineRules, TrainRules
+from avvp.workflow.teach import TeachRules
 
 __all__ = ["Workflow"]
 

@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any, Mapping
 
-from .. import experiments, layout, settings
-from ..annotations import TRAIN_TRUTH_FILES
+from avvp import experiments, layout, settings
+from avvp.core.annotations import TRAIN_TRUTH_FILES
 
 
 def compact_json(value: Any) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 
-from .. import layout
-from ..feature_roles import FEATURE_ROLES
-from ..paths import VIDEO_EXTENSIONS
-from .base import WorkflowBase, compact_json
+from avvp import layout
+from avvp.core.feature_roles import FEATURE_ROLES
+from avvp.infra.paths import VIDEO_EXTENSIONS
+from avvp.workflow.base import WorkflowBase, compact_json
 
 #: The files `avvp synth plan` writes into the annotation folder, by output name.
 SYNTH_ANNOTATION_FILES = {
@@ -30,7 +30,7 @@ PARSE_RULE_KEYS = ("videos", "model", "out")
 
 def synth_plan_keys() -> tuple[str, ...]:
     """The synth settings that fix the plan (the annotations); render-only keys may change."""
-    from ..synth.settings import PLAN_KEYS
+    from avvp.stages.synth.settings import PLAN_KEYS
 
     return tuple(PLAN_KEYS)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
-from .. import experiments, layout
-from ..feature_roles import model_roles
-from .base import WorkflowBase, compact_json
+from avvp import experiments, layout
+from avvp.core.feature_roles import model_roles
+from avvp.workflow.base import WorkflowBase, compact_json
 
 
 def _report(path: str, caption: str, category: str, subcategory: str, labels: dict):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .. import layout
-from .base import WorkflowBase, compact_json
-from .data import synth_plan_keys
+from avvp import layout
+from avvp.workflow.base import WorkflowBase, compact_json
+from avvp.workflow.data import synth_plan_keys
 
 PSEUDO_MODALITIES = ["audio", "visual"]
 #: The feature role of each modality's VALOR teacher (its store holds the `scores` dataset).

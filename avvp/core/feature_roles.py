@@ -1,0 +1,27 @@
+"""Feature roles: the named feature stores (``features/<role>.h5``) models read.
+
+Light on purpose (no torch): the workflow's DAG is built from these names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from avvp.settings import default
+
+#: The three standard roles (HAN's inputs): VGGish audio, 2-D frame and 3-D clip features.
+FEATURE_ROLES = ("audio", "frame", "clip")
+#: The stores of VALOR's teachers (extracted only when asked for, ``features.teachers``).
+TEACHER_ROLES = ("clip_image", "clap_audio")
+#: Input slot -> feature role, for models that declare none (HAN).
+STANDARD_ROLES = {role: role for role in FEATURE_ROLES}
+
+
+def model_roles(model: Mapping[str, Any]) -> dict[str, str]:
+    """Input slot (audio, frame, clip) -> the feature role a model of config section ``model``
+    reads there (VALOR may read ``model.audio_role`` / ``model.frame_role``)."""
+    m = dict(model)
+    if m.get("arch", default("model.arch")) != "valor":
+        return dict(STANDARD_ROLES)
+    return {"audio": m.get("audio_role", default("model.audio_role")),
+            "frame": m.get("frame_role", default("model.frame_role")), "clip": "clip"}
