@@ -97,13 +97,17 @@ def _synth(config: Mapping[str, Any]) -> str | None:
 
 
 def _recipes(config: Mapping[str, Any]) -> str | None:
+    """Config ``recipes``: registry variants and known sections (:func:`avvp.experiments.check_recipes`),
+    each override's values checked against the settings definition."""
+    from avvp.experiments import check_recipes
     from avvp.settings import override_problems
 
+    try:
+        recipes = check_recipes(config.get("recipes"))
+    except ConfigError as exc:
+        return str(exc)
     problems = []
-    for name, recipe in (config.get("recipes") or {}).items():
-        if not isinstance(recipe, Mapping):
-            problems.append(f"recipes.{name} must be a mapping of model, train, evaluate")
-            continue
-        for part, given in recipe.items():
+    for name, recipe in recipes.items():
+        for part, given in (recipe or {}).items():
             problems += override_problems(part, given, f"recipes.{name}.{part}")
     return "; ".join(problems) or None

@@ -27,8 +27,7 @@ class WorkflowBase:
     """
 
     def __init__(self, config: Mapping[str, Any]):
-        config = settings.complete(config)
-        experiments.check_recipes(config.get("recipes"))
+        config = settings.complete(config)  # also checks config `recipes` (avvp.config_check)
         self.config = config
         #: This data set's results folder, ``<results>/<dataset>``.
         self.results = f"{config['results']}/{config['dataset']}"
