@@ -9,6 +9,7 @@ skipped without them, except under ``CI`` (set by CI), where it fails instead.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -253,7 +254,14 @@ def _assert_same_outputs(local: Path, cluster: Path) -> None:
         assert list(ids_c) == list(ids_l), role
         assert feats_c.shape == feats_l.shape, role
         np.testing.assert_allclose(feats_c, feats_l, rtol=1e-5, atol=1e-6, err_msg=role)
+        # The SLURM jobs run with more threads (the profile's set-threads), so the shards' floats
+        # may differ in the last bits and with them the shards' hashes the merged store's
+        # provenance records; everything else the stores say of themselves agrees.
+        prov_l = json.loads(attrs_l.pop("provenance"))
+        prov_c = json.loads(attrs_c.pop("provenance"))
         assert attrs_c == attrs_l, role
+        assert prov_c.pop("inputs").keys() == prov_l.pop("inputs").keys(), role
+        assert prov_c == prov_l, role
     model_l = torch.load(local / "models/baseline/seed1/model.pt", weights_only=True)
     model_c = torch.load(cluster / "models/baseline/seed1/model.pt", weights_only=True)
     assert model_c["classes"] == model_l["classes"]
