@@ -241,10 +241,48 @@ def test_llp_configs_have_the_valor_rows(tmp_path):
         assert {"valor", "valor_ma", "valor_jomold", "valor_pp"} <= set(rows), name
         assert (set(config["features"].get("teachers") or ()) == set(E.TEACHER_ROLES)) == extracted
         assert bool(config["pseudo"]["release"]) != extracted
+        assert "official" in E.enabled_tables(config), name
     plan = _dry_run(_config("config/llp_features.yaml"), tmp_path)
     assert "avvp teach release --folder data/valor" in plan
     assert "--out results/llp_features/models/valor_pp/seed3/model.pt" in plan
     assert "results/llp_features/tables/methods.md" in plan
+    # the official table: each method once at its official seed
+    assert "results/llp_features/tables/official.md" in plan
+    for variant, seed in (("han", 1), ("jomold", 6), ("valor", 1000), ("valor_plus", 64), ("valor_pp", 87)):
+        assert f"--out results/llp_features/models/{variant}/seed{seed}/model.pt" in plan, variant
+    assert "models/valor_plus/seed1/" not in plan  # VALOR+ is in no table averaging train.seeds
+
+
+def test_official_table_rows_and_inputs():
+    """The official table: one row per method, each trained once with its official code's seed."""
+    settings = {**E.table_settings(CONFIG), "table1_baseline": "han", "teacher_features": True}
+    rows = E.table_rows("official", settings)
+    assert [(r.variant, r.seeds) for r in rows] == [
+        ("han", (1,)), ("ma", (1,)), ("jomold", (6,)), ("valor", (1000,)), ("valor_plus", (64,)),
+        ("valor_pp", (87,))]
+    assert rows[3].label == "VALOR (seed 1000)" and rows[0].label == "HAN (seed 1)"
+    inputs = E.table_inputs("official", settings)
+    assert inputs == [E.metrics_path(r.variant, r.seeds[0]) for r in rows]
+    without = E.table_rows("official", {**settings, "teacher_features": False, "table1_baseline": "baseline"})
+    assert [r.variant for r in without] == ["baseline", "ma", "jomold", "valor", "valor_plus"]
+    with pytest.raises(ConfigError, match="table1_baseline"):
+        E.table_rows("official", {**settings, "table1_baseline": "ma"})
+
+
+def test_official_table_shows_single_runs_beside_the_published_numbers(tmp_path):
+    settings = {**E.table_settings(CONFIG), "published": True}
+    for k, row in enumerate(E.table_rows("official", settings)):
+        _write_metrics(tmp_path, row.variant, row.seeds[0], 0.3 + 0.1 * k)
+    summary = aggregate.write_table("official", tmp_path, settings, tmp_path / "o.md", tmp_path / "o.csv",
+                                    tmp_path / "o.png")
+    assert list(summary["seeds"]) == ["1", "1", "6", "1000", "64"] and (summary["n_seeds"] == 1).all()
+    text = (tmp_path / "o.md").read_text()
+    assert "one run per row, at the seed its label names" in text and "±" not in text
+    valor = 100 * (0.3 + 0.1 * 3 + 0.01 * 1000)  # _write_metrics: base + 0.01 * seed (+ 0.001 * metric)
+    assert f"| VALOR (seed 1000) | {valor:.1f} (61.8) | {valor + 0.1:.1f} (65.9) |" in text
+    plus = next(line for line in text.splitlines() if line.startswith("| VALOR+ (seed 64) | "))
+    assert "(" not in plus.split("|", 2)[2]  # VALOR+'s numbers were never published: none beside
+    assert aggregate.PUBLISHED_NOTE in text
 
 
 @pytest.mark.parametrize("patch, ok", [

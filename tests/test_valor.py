@@ -384,5 +384,7 @@ def test_methods_table_with_published_numbers(tmp_path):
     summary = write_table("methods", tmp_path, settings, tmp_path / "m.md", tmp_path / "m.csv", tmp_path / "m.png")
     assert summary.loc["VALOR", "segment_type_mean"] == pytest.approx(31.5)
     text = (tmp_path / "m.md").read_text()
-    assert "| VALOR | 61.8 | 65.9 | 58.4 | 62.0 | 61.5 | 55.4 | 62.6 | 52.2 | 56.7 | 54.2 |" in text
+    published = (61.8, 65.9, 58.4, 62.0, 61.5, 55.4, 62.6, 52.2, 56.7, 54.2)  # beside each cell
+    assert "| VALOR | " + " | ".join(f"31.5 ± 0.7 ({x:.1f})" for x in published) + " |" in text
+    assert "| VALOR, MA's labels | 41.5 ± 0.7 | 41.5 ± 0.7 |" in text  # no published numbers: none beside
     assert "| VALOR++ |" not in text  # no teacher features configured: no VALOR++ row, published or not

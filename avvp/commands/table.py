@@ -14,13 +14,15 @@ def register(sub) -> None:
         description="Reads <results>/eval/<variant>/seed<k>/<split>/metrics.json for every row "
                     "variant of the table and every seed. Tables: table1 (HAN vs MA), table2 "
                     "(baseline, +C, +R, +C+R), table3 (refine audio / visual / both), table4 (tau), "
-                    "denoising (MA, JoMoLD), methods (baseline, MA, JoMoLD, VALOR; with "
-                    "'published': true the published LLP numbers below it).")
+                    "denoising (MA, JoMoLD), methods (baseline, MA, JoMoLD, VALOR), official (each "
+                    "method once, at its official code's seed); with 'published': true the methods "
+                    "and official tables show the published LLP numbers beside each cell.")
     p.add_argument("table", choices=TABLES, help="which table")
     p.add_argument("--results", required=True, help="the data set's results folder")
     p.add_argument("--settings", default=None,
                    help='inline JSON or a file: {"seeds": [...], "taus": [...], "tau": default tau, '
-                        '"split": "test", "table1_baseline": "baseline" | "han" (Table 1\'s HAN row)}')
+                        '"split": "test", "table1_baseline": "baseline" | "han" (Table 1\'s and the official '
+                        'table\'s HAN row), "published": false, "teacher_features": false (VALOR++ rows)}')
     p.add_argument("--out", default=None, help="the Markdown file (default: <results>/tables/<table>.md); "
                                                ".csv and .png are written beside it")
     p.add_argument("--decimals", type=int, default=1, help="decimals in the Markdown (default: 1)")

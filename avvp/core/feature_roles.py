@@ -13,6 +13,8 @@ from avvp.settings import default
 FEATURE_ROLES = ("audio", "frame", "clip")
 #: The stores of VALOR's teachers (extracted only when asked for, ``features.teachers``).
 TEACHER_ROLES = ("clip_image", "clap_audio")
+#: Modality -> the role of VALOR's teacher for it (its store also holds the class ``scores``).
+TEACHER_OF = {"audio": "clap_audio", "visual": "clip_image"}
 #: Input slot -> feature role, for models that declare none (HAN).
 STANDARD_ROLES = {role: role for role in FEATURE_ROLES}
 

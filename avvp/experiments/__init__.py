@@ -66,7 +66,8 @@ ablation (baseline, +C, +R, +C+R), ``table3`` refining audio only / visual only 
 the contrastive temperature τ (config ``experiments.taus``), ``methods`` the weak-label methods
 (baseline, MA, JoMoLD, VALOR, VALOR with MA's labels and, where the teachers' CLAP and CLIP
 feature roles are configured, VALOR++; with ``experiments.published`` the published LLP numbers
-below it), ``denoising`` label denoising
+beside each cell), ``official`` each method once at its official code's seed
+(:attr:`Variant.official_seed`: a row's own seeds, :attr:`TableRow.seeds`), ``denoising`` label denoising
 (baseline, MA, JoMoLD without and with its contrastive term, JoMoLD with MA's ratios; with
 ``experiments.denoising_oracle`` also with the true ratios), with the drops' precision and recall
 where the true per-modality training labels are known. Every cell is the mean ± std over seeds
@@ -86,7 +87,7 @@ from avvp.experiments.variants import (  # noqa: F401
 )
 from avvp.experiments.tables import (  # noqa: F401
     TABLES, TABLE_TITLES, METHODS_ROWS, PUBLISHED, DENOISING_ROWS, TableRow, table_defaults,
-    TEACHER_ROLES, teacher_features, TABLE1_BASELINES, table_settings, table_rows, table_seeds,
+    TEACHER_ROLES, teacher_features, TABLE1_BASELINES, table_settings, table_rows, table_seeds, row_seeds, OFFICIAL_ROWS,
     enabled_tables, table_quality, table_ratio_targets, table_inputs, table_outputs, table_targets,
     table_variants,
 )

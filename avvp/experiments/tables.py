@@ -17,7 +17,7 @@ from avvp.experiments.variants import (get_ratio_target, get_variant, metrics_pa
 
 #: The split every table reports.
 TABLE_SPLIT = "test"
-TABLES = ("table1", "table2", "table3", "table4", "denoising", "methods")
+TABLES = ("table1", "table2", "table3", "table4", "denoising", "methods", "official")
 TABLE_TITLES = {  # settings: display titles, not defaults
     "table1": "Main result: HAN against MA",
     "table2": "Ablation: contrastive loss (C) and label refinement (R)",
@@ -25,14 +25,20 @@ TABLE_TITLES = {  # settings: display titles, not defaults
     "table4": "Contrastive temperature τ",
     "denoising": "Label denoising: MA and JoMoLD",
     "methods": "Weak-label methods: HAN, MA, JoMoLD, VALOR",
+    "official": "Each method as its official code runs it: one run at the official seed",
 }
 #: The methods table's rows; ``valor_pp`` joins them where the teachers' feature roles are configured.
 METHODS_ROWS = ("baseline", "ma", "jomold", "valor", "valor_ma", "valor_jomold")
+#: The official table's rows (``experiments.official``), each trained once with its official seed
+#: (:attr:`avvp.experiments.Variant.official_seed`); its HAN row is ``experiments.table1_baseline``,
+#: and ``valor_pp`` joins where the teachers' feature roles are configured.
+OFFICIAL_ROWS = ("ma", "jomold", "valor", "valor_plus")
 #: Published LLP test F1 (%) beside the methods table (``experiments.published``): segment level
 #: A, V, AV, Type@AV, Event@AV, then event level. HAN, JoMoLD, VALOR and VALOR++ as reported by
 #: Lai et al. (UWAV, CVPR 2025, Table 1 and Table A6); MA from its paper (Wu & Yang, CVPR 2021).
 PUBLISHED = {
     "baseline": ("HAN", (60.1, 52.9, 48.9, 54.0, 55.4, 51.3, 48.9, 43.0, 47.7, 48.0)),
+    "han": ("HAN", (60.1, 52.9, 48.9, 54.0, 55.4, 51.3, 48.9, 43.0, 47.7, 48.0)),
     "ma": ("MA", (60.3, 60.0, 55.1, 58.9, 57.9, 53.6, 56.4, 49.0, 53.0, 50.6)),
     "jomold": ("JoMoLD", (61.3, 63.8, 57.2, 60.8, 59.9, 53.9, 59.9, 49.6, 54.5, 52.5)),
     "valor": ("VALOR", (61.8, 65.9, 58.4, 62.0, 61.5, 55.4, 62.6, 52.2, 56.7, 54.2)),
@@ -44,10 +50,12 @@ DENOISING_ROWS = ("baseline", "ma", "jomold_nocl", "jomold", "jomold_ma")
 
 @dataclass(frozen=True)
 class TableRow:
-    """One row of a table: the variant it averages and the row's display label."""
+    """One row of a table: the variant it averages, the row's display label, and the seeds it
+    averages over where they are the row's own (None: the table's, config ``train.seeds``)."""
 
     variant: str
     label: str
+    seeds: tuple[int, ...] | None = None
 
 
 #: The feature roles VALOR++ reads.
@@ -112,12 +120,19 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
     def row(name: str, label: str | None = None) -> TableRow:
         return TableRow(name, label or get_variant(name).label)
 
+    def official(name: str, label: str | None = None) -> TableRow:
+        seed = get_variant(name).official_seed
+        return TableRow(name, f"{label or get_variant(name).label} (seed {seed})", (seed,))
+
+    baseline = settings.get("table1_baseline", _defaults()["table1_baseline"])
+    if table in ("table1", "official") and baseline not in TABLE1_BASELINES:
+        raise ConfigError(f"experiments.table1_baseline = {baseline!r} "
+                          f"(allowed: {', '.join(TABLE1_BASELINES)})")
     if table == "table1":
-        baseline = settings.get("table1_baseline", _defaults()["table1_baseline"])
-        if baseline not in TABLE1_BASELINES:
-            raise ConfigError(f"experiments.table1_baseline = {baseline!r} "
-                              f"(allowed: {', '.join(TABLE1_BASELINES)})")
         return [row(baseline, "HAN"), row("ma", "MA")]
+    if table == "official":
+        names = list(OFFICIAL_ROWS) + (["valor_pp"] if settings.get("teacher_features") else [])
+        return [official(baseline, "HAN")] + [official(n) for n in names]
     if table == "table2":
         return [row(n) for n in ("baseline", "baseline_c", "baseline_r", "ma")]
     if table == "table3":
@@ -139,11 +154,16 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
 
 
 def table_seeds(settings: Mapping[str, Any]) -> list[int]:
-    """The training seeds a table averages over."""
+    """The training seeds a table averages over (where a row has none of its own)."""
     values = settings.get("seeds", _defaults()["seeds"])
     if not values:
         raise ConfigError("train.seeds is empty")
     return [int(s) for s in values]
+
+
+def row_seeds(row: TableRow, settings: Mapping[str, Any]) -> list[int]:
+    """The seeds one table row averages over: its own, else the table's (:func:`table_seeds`)."""
+    return list(row.seeds) if row.seeds is not None else table_seeds(settings)
 
 
 def enabled_tables(config: Mapping[str, Any]) -> list[str]:
@@ -173,12 +193,12 @@ def table_inputs(table: str, settings: Mapping[str, Any]) -> list[str]:
     """The files ``table`` averages: the metrics of every row variant and seed, and for a table
     that scores drops (:func:`table_quality`) their quality and the ratio comparisons."""
     split = settings.get("split", _defaults()["split"])
-    seeds = table_seeds(settings)
     rows = table_rows(table, settings)
-    files = [metrics_path(r.variant, s, split) for r in rows for s in seeds]
+    files = [metrics_path(r.variant, s, split) for r in rows for s in row_seeds(r, settings)]
     if table_quality(table, settings):
-        files += [q for r in rows for s in seeds if (q := quality_path(r.variant, s)) is not None]
-        files += [ratio_quality_path(n, s) for n in table_ratio_targets(table, settings) for s in seeds]
+        files += [q for r in rows for s in row_seeds(r, settings) if (q := quality_path(r.variant, s)) is not None]
+        files += [ratio_quality_path(n, s) for n in table_ratio_targets(table, settings)
+                  for s in table_seeds(settings)]
     return files
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from avvp.infra.errors import ConfigError
 from avvp.settings import merge_settings
-from avvp.core.valor.variants import valor_recipe
+from avvp.core.valor.variants import valor_recipe, valor_variant
 from avvp import layout
 
 TAU_PATTERN = re.compile(r"^(?P<stem>baseline_c|ma)_tau(?P<tau>[0-9]+(?:\.[0-9]+)?)$")
@@ -32,6 +32,8 @@ class Variant:
         ratios_from: the ratio target (:data:`RATIO_TARGETS`) whose noise ratios drive this
             variant's dynamic label denoising (None: no dynamic denoising).
         pseudo: trains with the teachers' segment-level pseudo labels (:data:`PSEUDO_LABELS`).
+        official_seed: the seed the method's official code trains with (the ``official`` table
+            runs the variant once with it); None for a variant no official code runs.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Variant:
     recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     ratios_from: str | None = None
     pseudo: bool = False
+    official_seed: int | None = None
 
     @property
     def refined(self) -> bool:
@@ -53,6 +56,11 @@ class Variant:
     def dynamic(self) -> bool:
         return self.ratios_from is not None
 
+
+#: The seeds of the official code: MA's and HAN's ``torch.manual_seed(1)`` (MA's label
+#: refinement, step 2 of its code, seeds 2; avvp refines with the base model's seed), JoMoLD's
+#: ``set_random_seed(6)`` in each of its stages.
+MA_SEED, JOMOLD_SEED = 1, 6
 
 #: JoMoLD's model and recipe: visual dropout 0.5; Adam 5e-4, StepLR(6, 0.25),
 #: 25 epochs, batch 128, the epoch with the best validation event-level audio F1 (ties to the
@@ -104,27 +112,27 @@ RATIO_TARGETS: dict[str, RatioTarget] = {
 
 
 _FIXED: dict[str, Variant] = {
-    "baseline": Variant("baseline", False, label="HAN (baseline)"),
+    "baseline": Variant("baseline", False, label="HAN (baseline)", official_seed=MA_SEED),
     "baseline_c": Variant("baseline_c", True, label="+C"),
     "baseline_r": Variant("baseline_r", False, labels_from="baseline_r", base="baseline", label="+R"),
-    "ma": Variant("ma", True, labels_from="ma", base="baseline_c", label="+C+R (MA)"),
+    "ma": Variant("ma", True, labels_from="ma", base="baseline_c", label="+C+R (MA)", official_seed=MA_SEED),
     "ma_audio": Variant("ma_audio", True, labels_from="ma_audio", base="baseline_c",
                         refine={"modalities": "audio"}, label="refine audio only"),
     "ma_visual": Variant("ma_visual", True, labels_from="ma_visual", base="baseline_c",
                          refine={"modalities": "visual"}, label="refine visual only"),
     "han": Variant("han", False, label="HAN (HAN recipe)",
                    recipe={"train": {"epochs": 40, "select": "best", "gate": "han"},
-                           "evaluate": {"gate": "han"}}),
+                           "evaluate": {"gate": "han"}}, official_seed=MA_SEED),
     "jomold_ne": Variant("jomold_ne", True, label="JoMoLD noise estimator",
-                         recipe=_jomold(cross_attention=False, denoise=False)),
-    "jomold": Variant("jomold", True, label="JoMoLD (w/ CL)", recipe=_jomold(), ratios_from="jomold"),
+                         recipe=_jomold(cross_attention=False, denoise=False), official_seed=JOMOLD_SEED),
+    "jomold": Variant("jomold", True, label="JoMoLD (w/ CL)", recipe=_jomold(), ratios_from="jomold",
+                      official_seed=JOMOLD_SEED),
     "jomold_nocl": Variant("jomold_nocl", False, label="JoMoLD w/o CL", recipe=_jomold(), ratios_from="jomold"),
     "jomold_ma": Variant("jomold_ma", True, label="JoMoLD, MA's ratios", recipe=_jomold(), ratios_from="ma"),
     "jomold_truth": Variant("jomold_truth", True, label="JoMoLD, true ratios (oracle)", recipe=_jomold(),
                             ratios_from="truth"),
-    "valor": Variant("valor", False, label="VALOR", recipe=valor_recipe("valor"), pseudo=True),
-    "valor_plus": Variant("valor_plus", False, label="VALOR+", recipe=valor_recipe("valor_plus"), pseudo=True),
-    "valor_pp": Variant("valor_pp", False, label="VALOR++", recipe=valor_recipe("valor_pp"), pseudo=True),
+    **{name: Variant(name, False, label=valor_variant(name).title, recipe=valor_recipe(name), pseudo=True,
+                     official_seed=valor_variant(name).official_seed) for name in ("valor", "valor_plus", "valor_pp")},
     "valor_ma": Variant("valor_ma", False, labels_from="ma", base="baseline_c", label="VALOR, MA's labels",
                         recipe=valor_recipe("valor"), pseudo=True),
     "valor_jomold": Variant("valor_jomold", False, label="VALOR, JoMoLD's denoising", pseudo=True,

@@ -24,8 +24,8 @@ import pandas as pd
 
 from avvp.infra import parquet_reader as parquet
 from avvp.infra.errors import InputError
-from avvp.experiments import (TABLE_TITLES, metrics_path, quality_path, ratio_quality_path, table_quality,
-                          table_ratio_targets, table_rows, table_seeds)
+from avvp.experiments import (PUBLISHED, TABLE_TITLES, metrics_path, quality_path, ratio_quality_path,
+                              row_seeds, table_quality, table_ratio_targets, table_rows, table_seeds)
 from avvp.infra.json_reader import read_json
 from avvp.core.metrics import LEVELS, METRICS, STREAM_LABELS
 
@@ -72,7 +72,7 @@ def collect(table: str, results: str | Path, settings: Mapping[str, Any]) -> pd.
     quality = table_quality(table, settings)
     records = []
     for i, row in enumerate(table_rows(table, settings)):
-        for seed in table_seeds(settings):
+        for seed in row_seeds(row, settings):
             scores = read_overall(results / metrics_path(row.variant, seed, split))
             if quality:
                 q = quality_path(row.variant, seed)
@@ -87,7 +87,8 @@ def summarise(long: pd.DataFrame, scale: float = SCALE) -> pd.DataFrame:
     out = []
     metrics = [m for m in (*METRICS, *DROP_METRICS) if m in long.columns]
     for (_, label), part in long.groupby(["row", "label"], sort=True):
-        rec: dict[str, Any] = {"label": label, "variant": part["variant"].iloc[0], "n_seeds": len(part)}
+        rec: dict[str, Any] = {"label": label, "variant": part["variant"].iloc[0], "n_seeds": len(part),
+                               "seeds": "/".join(str(int(s)) for s in part["seed"])}
         for m in metrics:
             values = part[m].to_numpy(dtype=np.float64) * scale
             rec[f"{m}_mean"], rec[f"{m}_std"] = _mean_std(values, skip_nan=m in DROP_METRICS)
@@ -142,35 +143,45 @@ def ratio_markdown(summary: pd.DataFrame, decimals: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-def published_markdown(variants: list[str]) -> str:
-    """The published LLP test numbers of the table's variants that have them
-    (:data:`avvp.experiments.PUBLISHED`)."""
-    from avvp.experiments import PUBLISHED
-
-    head = ["published"] + [f"{level[:3].capitalize()}. {STREAM_LABELS[m.split('_', 1)[1]]}"
-                            for level in LEVELS for m in METRICS if m.startswith(level)]
-    lines = ["Published on the LLP test set (F1 %, one run each, as the papers report them; HAN, "
-             "JoMoLD, VALOR and VALOR++ from Lai et al., CVPR 2025, Tables 1 and A6; MA from Wu & "
-             "Yang, CVPR 2021). Compare with the rows above only where they ran on LLP with the "
-             "official features.", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for v in variants:
-        if v in PUBLISHED:
-            name, values = PUBLISHED[v]
-            lines.append("| " + " | ".join([name] + [f"{x:.1f}" for x in values]) + " |")
-    return "\n".join(lines) + "\n"
+#: Where the published numbers come from (the note under a table that shows them).
+PUBLISHED_NOTE = ("In brackets: the published LLP test F1 (%), one run each (HAN, JoMoLD, VALOR and "
+                  "VALOR++ from Lai et al., CVPR 2025, Tables 1 and A6; MA from Wu & Yang, CVPR 2021); "
+                  "compare only where the rows ran on LLP with the official features.")
 
 
-def _cell(mean: float, std: float, decimals: int) -> str:
+def _cell(mean: float, std: float, decimals: int, n: int = 2) -> str:
+    """``mean ± std``; the mean alone for a single run (``n`` 1); – for NaN."""
     if math.isnan(mean):
         return "–"
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+    return f"{mean:.{decimals}f}" if n == 1 else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
-def to_markdown(summary: pd.DataFrame, title: str, decimals: int = 1) -> str:
+def _published_cell(cell: str, variant: str, index: int, published: bool, decimals: int) -> str:
+    """``cell`` with the published number of ``variant``'s metric ``index`` beside it, in brackets
+    (:data:`avvp.experiments.PUBLISHED`; unchanged where there is none or ``published`` is off)."""
+    if not published or variant not in PUBLISHED or index >= len(PUBLISHED[variant][1]):
+        return cell
+    return f"{cell} ({PUBLISHED[variant][1][index]:.{decimals}f})"
+
+
+def _shared_seeds(summary: pd.DataFrame) -> bool:
+    """Whether every row averages the same seeds (config ``train.seeds``)."""
+    return summary["seeds"].nunique() == 1
+
+
+def _runs_caption(summary: pd.DataFrame) -> str:
+    """What each cell averages: the seeds when every row shares them, else each row's own runs."""
+    if _shared_seeds(summary):
+        return f"mean ± std over {int(summary['n_seeds'].iloc[0])} seed(s)"
+    if (summary["n_seeds"] == 1).all():
+        return "one run per row, at the seed its label names"
+    return "mean ± std over each row's seeds (one run: the value alone)"
+
+
+def to_markdown(summary: pd.DataFrame, title: str, decimals: int = 1, published: bool = False) -> str:
     """A pipe table: one row per variant, a column per level and stream, cells ``mean ± std``
-    (and the drops' precision and recall where the summary has them)."""
-    seeds = sorted(set(summary["n_seeds"]))
+    (the mean alone for a single run; with ``published`` the published number beside it) and the
+    drops' precision and recall where the summary has them."""
     drops = [m for m in DROP_METRICS if f"{m}_mean" in summary.columns]
     head = ["variant"] + [f"{level[:3].capitalize()}. {STREAM_LABELS[m.split('_', 1)[1]]}"
                           for level in LEVELS for m in METRICS if m.startswith(level)]
@@ -179,12 +190,15 @@ def to_markdown(summary: pd.DataFrame, title: str, decimals: int = 1) -> str:
             "labels against the true per-modality labels, pooled over classes (and over the epochs "
             "in which a dynamic method could drop); – where nothing is dropped.") if drops else ""
     lines = [f"**{title}**", "",
-             f"F1 (%), mean ± std over {'/'.join(map(str, seeds))} seed(s); Seg. = segment level, "
-             f"Eve. = event level.{note}", "",
+             f"F1 (%), {_runs_caption(summary)}; Seg. = segment level, Eve. = event level.{note}"
+             + (f" {PUBLISHED_NOTE}" if published else ""), "",
              "| " + " | ".join(head) + " |",
              "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
     for label, row in summary.iterrows():
-        cells = [_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals) for m in (*METRICS, *drops)]
+        n = 2 if _shared_seeds(summary) else int(row["n_seeds"])  # shared seeds: always ± std
+        cells = [_published_cell(_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals, n), row["variant"], i,
+                                 published, decimals) for i, m in enumerate(METRICS)]
+        cells += [_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals, n) for m in drops]
         lines.append("| " + " | ".join([str(label)] + cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -230,15 +244,14 @@ def write_table(table: str, results: str | Path, settings: Mapping[str, Any],
 
     _, summary = build(table, results, settings)
     title = f"{table}: {TABLE_TITLES.get(table, table)}"
-    text = to_markdown(summary, title, decimals)
+    text = to_markdown(summary, title, decimals,
+                       published=table in ("methods", "official") and bool(settings.get("published")))
     names = table_ratio_targets(table, settings)
     if names:
         from avvp.experiments import RATIO_TARGETS
 
         labels = {n: RATIO_TARGETS[n].label for n in names}
         text += "\n" + ratio_markdown(ratio_summary(results, names, table_seeds(settings), labels), decimals)
-    if table == "methods" and settings.get("published"):
-        text += "\n" + published_markdown([r.variant for r in table_rows(table, settings)])
     write_text(md, text)
     write_csv(csv, summary.reset_index().round(4))
     save_figure(png, plot(summary, title))

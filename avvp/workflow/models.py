@@ -204,6 +204,9 @@ class DenoiseRules(QualityReports):
 class EvaluateRules(WorkflowBase):
     """Scoring predictions with the LLP protocol, and the tables over variants and seeds."""
 
+    #: The {table} wildcard's pattern: the registry's tables.
+    table_names = "|".join(experiments.TABLES)
+
     def evaluate_gate(self, wildcards) -> str:
         """The video-level gate of variant {variant}: config evaluate.gate, its recipe applied."""
         return self.variant_config(wildcards.variant)[1]["gate"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 from avvp import layout
+from avvp.core import feature_roles
 from avvp.workflow.base import WorkflowBase, compact_json
 from avvp.workflow.data import synth_plan_keys
 
 PSEUDO_MODALITIES = ["audio", "visual"]
-#: The feature role of each modality's VALOR teacher (its store holds the `scores` dataset).
-VALOR_TEACHER_ROLES = {"audio": "clap_audio", "visual": "clip_image"}
 
 
 class TeachRules(WorkflowBase):
@@ -63,7 +62,7 @@ class TeachRules(WorkflowBase):
         """The teacher store whose scores become one modality's pseudo labels."""
         if self.pseudo_teacher() == "standin":
             return self.out(layout.fill(layout.STANDIN_SCORES, modality=modality))
-        return self.out(layout.fill(layout.FEATURE_STORE, role=VALOR_TEACHER_ROLES[modality]))
+        return self.out(layout.fill(layout.FEATURE_STORE, role=feature_roles.TEACHER_OF[modality]))
 
     def thresholds_arg(self, modality: str) -> str:
         """`--thresholds '[...]'` when pseudo.thresholds sets this modality's, else nothing."""

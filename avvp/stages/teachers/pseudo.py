@@ -21,13 +21,14 @@ from typing import Sequence
 
 import numpy as np
 
+from avvp.core import feature_roles
 from avvp.core.classes import LLP_CLASSES
 from avvp.infra.errors import ConfigError, InputError
 from avvp.core.feature_store import read_attrs, read_extra, read_ids
 from avvp.core.pseudo_labels import PseudoLabels
 
 #: The teacher role whose official thresholds apply to each modality.
-OFFICIAL_ROLES = {"visual": "clip_image", "audio": "clap_audio"}
+OFFICIAL_ROLES = feature_roles.TEACHER_OF
 
 
 def threshold_scores(scores: np.ndarray, thresholds: Sequence[float], weak: np.ndarray) -> np.ndarray:
