@@ -705,3 +705,12 @@ def test_no_import_circle_between_data_and_label_denoising():
     assert reaches("avvp.stages.refine.stages", "avvp.core.data") and reaches("avvp.core.data", "avvp.core.refined_labels")
     for module in [m for m in modules if m.startswith("avvp.stages.refine")]:
         assert not (reaches("avvp.core.data", module) and reaches(module, "avvp.core.data")), module
+
+
+def test_schema_denoise_methods_are_the_registry_dynamic_methods():
+    """config train.denoise.method allows exactly the registry's dynamic methods (and none)."""
+    from avvp.settings import node
+    from avvp.stages.refine import dynamic_method_names
+
+    denoise = node("train.denoise.method")
+    assert set(denoise["enum"]) == {"none", *dynamic_method_names()}
