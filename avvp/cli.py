@@ -178,11 +178,13 @@ def folder_inputs(folder: str | Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.suffix in provenance.DATA_SUFFIXES
                    and not p.name.endswith(provenance.SIDECAR_SUFFIX))
-    if (folder / "audio.h5").is_file() and (folder / "frame.h5").is_file():
-        from avvp.core.pooled_store import POOLED, frame_store
+    from avvp.core.feature_roles import store_file
+
+    if store_file(folder, "audio").is_file() and store_file(folder, "frame").is_file():
+        from avvp.core.pooled_store import FRAME, POOLED, frame_store
 
         used = frame_store(folder)
-        files = [p for p in files if p.name not in ("frame.h5", POOLED) or p == used]
+        files = [p for p in files if p.name not in (FRAME, POOLED) or p == used]
     return files
 
 

@@ -3,8 +3,9 @@
 (``avvp/cli.py``, ``avvp/commands``) sits on top. Imports only run downwards:
 
 - ``infra`` imports only ``infra`` (and the standard library and third-party packages);
-- ``core`` imports ``infra`` and ``core``, and the settings definition (``avvp.settings``: every
-  setting's default is read from it, so a concept's default is not written a second time);
+- ``core`` imports ``infra`` and ``core``, the settings definition (``avvp.settings``: every
+  setting's default is read from it, so a concept's default is not written a second time) and
+  the results layout (``avvp.layout``, which imports nothing: a file's name is written once);
 - ``stages`` imports anything but the CLI.
 
 Modules at the top of the package (settings, experiments, the workflow helpers) are not checked.
@@ -19,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "avvp"
 #: layer -> the layers it may import from (``None``: any but those in FORBIDDEN).
-ALLOWED = {"infra": {"infra"}, "core": {"infra", "core", "settings"}, "stages": None}
+ALLOWED = {"infra": {"infra"}, "core": {"infra", "core", "settings", "layout"}, "stages": None}
 FORBIDDEN = {"stages": {"cli", "commands"}}
 
 

@@ -13,9 +13,9 @@ def register(sub) -> None:
 
 
 def _inputs(args) -> list:
-    from pathlib import Path
+    from avvp.core.feature_roles import store_file
 
-    return [Path(args.features_dir) / name for name in ("frame.h5", "audio.h5")]
+    return [store_file(args.features_dir, role) for role in ("frame", "audio")]
 
 
 def run(args) -> int:

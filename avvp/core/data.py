@@ -27,6 +27,7 @@ from avvp.core.annotations import EVENT_COLUMNS, Annotations
 from avvp.core.classes import CLASSES_FILE, LLP_CLASSES, load_classes
 from avvp.infra.errors import InputError
 from avvp.core.feature_roles import FEATURE_ROLES as ROLES
+from avvp.core import feature_roles
 from avvp.core.losses import modality_targets
 from avvp.core.refined_labels import modality_targets as table_targets
 from avvp.core.refined_labels import read_table as read_label_table
@@ -81,7 +82,7 @@ def store_path(features_dir: str | Path, role: str) -> Path:
     store ``frame_pooled.h5`` when it is current (:func:`avvp.core.pooled_store.frame_store`)."""
     if role == "frame":
         return frame_store(features_dir)
-    return Path(features_dir) / f"{role}.h5"
+    return feature_roles.store_file(features_dir, role)
 
 
 MISSING = ("error", "skip")

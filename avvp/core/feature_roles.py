@@ -5,8 +5,10 @@ Light on purpose (no torch): the workflow's DAG is built from these names.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
+from avvp import layout
 from avvp.settings import default
 
 #: The three standard roles (HAN's inputs): VGGish audio, 2-D frame and 3-D clip features.
@@ -27,3 +29,9 @@ def model_roles(model: Mapping[str, Any]) -> dict[str, str]:
         return dict(STANDARD_ROLES)
     return {"audio": m.get("audio_role", default("model.audio_role")),
             "frame": m.get("frame_role", default("model.frame_role")), "clip": "clip"}
+
+
+def store_file(features_dir: str | Path, role: str) -> Path:
+    """The store of ``role`` in a features folder (``<dir>/<role>.h5``, the results layout's
+    name; readers of frames use :func:`avvp.core.pooled_store.frame_store`)."""
+    return Path(features_dir) / Path(layout.fill(layout.FEATURE_STORE, role=role)).name

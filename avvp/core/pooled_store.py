@@ -20,13 +20,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from avvp import layout
+from avvp.core.feature_roles import store_file
 from avvp.infra.atomic import remove_stale
 from avvp.infra.errors import InputError
 from avvp.core.feature_store import read_attrs, read_chunks, read_ids, store_shape, store_writer
 
 log = logging.getLogger(__name__)
 
-POOLED = "frame_pooled.h5"
+#: The pooled store's and the 80-row frame store's file names (the results layout's).
+POOLED = Path(layout.POOLED_FRAMES).name
+FRAME = store_file(".", "frame").name
 SOURCE_ATTR = "pooled_from"
 
 
@@ -51,7 +55,7 @@ def frame_store(features_dir: str | Path) -> Path:
     """The frame store readers should use: ``frame_pooled.h5`` when it is there and was made
     from the current ``frame.h5`` (or ``frame.h5`` is gone), else ``frame.h5``."""
     folder = Path(features_dir)
-    pooled, full = folder / POOLED, folder / "frame.h5"
+    pooled, full = folder / POOLED, folder / FRAME
     if not pooled.exists():
         return full
     if not full.exists():
@@ -69,7 +73,7 @@ def frame_store(features_dir: str | Path) -> Path:
 
 def segments_of(features_dir: str | Path) -> int:
     """Segments per video: the rows of the audio store (one per segment)."""
-    path = Path(features_dir) / "audio.h5"
+    path = store_file(features_dir, "audio")
     if not path.exists():
         raise InputError(path, "audio feature store not found (it gives the segments per video)")
     return int(store_shape(path)[1])
@@ -83,7 +87,7 @@ def pool_store(features_dir: str | Path, progress: bool = True) -> Path:
             segments per video.
     """
     folder = Path(features_dir)
-    src, out = folder / "frame.h5", folder / POOLED
+    src, out = folder / FRAME, folder / POOLED
     if not src.exists():
         raise InputError(src, "frame feature store not found (avvp merge-features or import-features makes it)")
     n_segments = segments_of(folder)

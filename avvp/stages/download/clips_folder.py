@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from avvp import layout
 from avvp.infra import parquet_reader as parquet
 from avvp.infra.paths import child
 
-TABLE = "downloads.parquet"
+TABLE = Path(layout.DOWNLOADS).name
 #: The table of a run in progress (renamed to TABLE when the run ends; read back by a rerun).
 PROGRESS = "downloads.partial.parquet"
 FAILURES = "download_failures.parquet"

@@ -28,6 +28,7 @@ import pandas as pd
 
 from avvp import __version__
 from avvp.core.annotations import youtube_id
+from avvp.core import feature_roles
 from avvp.infra.atomic import remove_stale, write_parquet
 from avvp.infra.errors import InputError
 from avvp.core.feature_store import store_writer
@@ -109,7 +110,7 @@ def import_release(folder: str | Path, video_ids: Sequence[str], classes: Sequen
     for modality in modalities:
         name, role, shape = RELEASE[modality]
         where = release_folder(folder, name)
-        n, failed = import_features_folder(where, role, shape, video_ids, Path(features_dir) / f"{role}.h5")
+        n, failed = import_features_folder(where, role, shape, video_ids, feature_roles.store_file(features_dir, role))
         rows += [(modality, "features", *f) for f in failed]
         if not n and len(video_ids):
             write_parquet(failures_path, pd.DataFrame(rows, columns=list(RELEASE_FAILURE_COLUMNS)))

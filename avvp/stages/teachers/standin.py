@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from avvp.core.annotations import Annotations, dense_matrix, read_llp
+from avvp.core import feature_roles
 from avvp.infra.atomic import atomic_path
 from avvp.infra.errors import InputError
 from avvp.core.feature_store import read_store, store_writer
@@ -53,7 +54,7 @@ def segment_features(features_dir: str | Path, modality: str, video_ids: Sequenc
     folder = Path(features_dir)
     parts = []
     for role in INPUT_ROLES[modality]:
-        path = frame_store(folder) if role == "frame" else folder / f"{role}.h5"
+        path = frame_store(folder) if role == "frame" else feature_roles.store_file(folder, role)
         parts.append(read_store(path, video_ids)[1])
     t = parts[0].shape[1] if modality == "audio" else parts[-1].shape[1]
     parts = [pool_segments(torch.from_numpy(p), t).numpy() if p.shape[1] != t else p for p in parts]
