@@ -29,10 +29,10 @@ TABLE_TITLES = {  # settings: display titles, not defaults
 }
 #: The methods table's rows; ``valor_pp`` joins them where the teachers' feature roles are configured.
 METHODS_ROWS = ("baseline", "ma", "jomold", "valor", "valor_ma", "valor_jomold")
-#: The official table's rows (``experiments.official``), each trained once with its official seed
+#: The official table's rows and labels (``experiments.official``), each trained once with its official seed
 #: (:attr:`avvp.experiments.Variant.official_seed`); its HAN row is ``experiments.table1_baseline``,
 #: and ``valor_pp`` joins where the teachers' feature roles are configured.
-OFFICIAL_ROWS = ("ma", "jomold", "valor", "valor_plus")
+OFFICIAL_ROWS = {"ma": "MA", "jomold": "JoMoLD", "valor": "VALOR", "valor_plus": "VALOR+"}
 #: Published LLP test F1 (%) beside the methods table (``experiments.published``): segment level
 #: A, V, AV, Type@AV, Event@AV, then event level. HAN, JoMoLD, VALOR and VALOR++ as reported by
 #: Lai et al. (UWAV, CVPR 2025, Table 1 and Table A6); MA from its paper (Wu & Yang, CVPR 2021).
@@ -131,8 +131,8 @@ def table_rows(table: str, settings: Mapping[str, Any]) -> list[TableRow]:
     if table == "table1":
         return [row(baseline, "HAN"), row("ma", "MA")]
     if table == "official":
-        names = list(OFFICIAL_ROWS) + (["valor_pp"] if settings.get("teacher_features") else [])
-        return [official(baseline, "HAN")] + [official(n) for n in names]
+        names = {**OFFICIAL_ROWS, **({"valor_pp": "VALOR++"} if settings.get("teacher_features") else {})}
+        return [official(baseline, "HAN")] + [official(n, label) for n, label in names.items()]
     if table == "table2":
         return [row(n) for n in ("baseline", "baseline_c", "baseline_r", "ma")]
     if table == "table3":
