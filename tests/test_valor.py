@@ -22,7 +22,7 @@ from avvp.core.feature_store import write_store
 from avvp.core.model import HAN, count_parameters
 from avvp.stages.predict import predict_split
 from avvp.core.pseudo_labels import PseudoLabels, write_pseudo_labels
-from avvp.stages.train import _improves, run_training, train_settings
+from avvp.stages.train import _improves, make_scheduler, run_training, train_settings
 from avvp.core.valor.model import VALOR
 from avvp.core.valor.training import valor_loss, warmup_cosine_lr
 from avvp.core.valor.variants import VALOR_VARIANTS
@@ -159,6 +159,29 @@ def test_learning_rate_schedule_values():
         assert lr[epoch - 1] == pytest.approx(want, rel=1e-5)
     plus = warmup_cosine_lr(35, 3e-4, 3e-6, 10, 60)
     assert plus == pytest.approx(3 * 5.05e-5, rel=1e-5)
+
+
+def _official_rate(e: int, lr_max: float, lr_min: float, warmup: int = 10, epochs: int = 60) -> float:
+    """valor.md §7.2, in the official code's order of operations (main_avvp.py:38-45)."""
+    if e < warmup:
+        return e / warmup * lr_max
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos((e - warmup) / (epochs - warmup) * math.pi))
+
+
+@pytest.mark.parametrize("lr_max, lr_min", [(1e-4, 1e-6), (3e-4, 3e-6)])
+def test_the_scheduler_sets_the_official_rate_bit_for_bit(lr_max, lr_min):
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=lr_max)
+    scheduler = make_scheduler(optimizer, {"schedule": "warmup_cosine", "lr": lr_max, "lr_min": lr_min,
+                                           "warmup_epochs": 10, "epochs": 60})
+    got = []
+    for _ in range(60):  # the rate of each epoch, read before it as the loop does
+        got.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    want = [_official_rate(e, lr_max, lr_min) for e in range(1, 61)]
+    assert [warmup_cosine_lr(e, lr_max, lr_min, 10, 60) for e in range(1, 61)] == want
+    assert got == want  # exact: a factor times lr_max (LambdaLR) is one ulp off in some epochs
 
 
 def test_strict_selection_keeps_the_earlier_epoch_and_starts_from_zero():
