@@ -23,7 +23,7 @@ from avvp.core.model import HAN, count_parameters
 from avvp.stages.predict import predict_split
 from avvp.core.pseudo_labels import PseudoLabels, write_pseudo_labels
 from avvp.stages.train import _improves, make_scheduler, run_training, train_settings
-from avvp.core.valor.model import VALOR
+from avvp.core.valor.model import VALOR, segment_pool
 from avvp.core.valor.training import valor_loss, warmup_cosine_lr
 from avvp.core.valor.variants import VALOR_VARIANTS
 
@@ -107,6 +107,49 @@ def test_clap_branch_pools_the_upsampled_map_to_segments():
     with torch.no_grad():
         torch.testing.assert_close(model.embed_audio(swapped, 10), got)
         assert not torch.allclose(model.embed_audio(audio.flip(1), 10), got)
+
+
+@pytest.mark.parametrize("length, n_out", [(1024, 10), (1024, 7), (30, 10), (7, 10)])
+def test_segment_pool_is_adaptive_avg_pool_with_the_same_gradient(length, n_out):
+    torch.manual_seed(2)
+    x = torch.randn(3, 4, length, requires_grad=True)
+    ours = x.detach().clone().requires_grad_()
+    g = torch.randn(3, 4, n_out)
+    want = F.adaptive_avg_pool1d(x, n_out)
+    got = segment_pool(ours.transpose(1, 2).contiguous().transpose(1, 2), n_out)  # non-contiguous, as in the model
+    want.backward(g)
+    got.backward(g)
+    assert torch.equal(got, want) and torch.equal(ours.grad, x.grad)
+
+
+def _graph_names(fn, seen=None) -> set[str]:
+    seen = set() if seen is None else seen
+    if fn is not None and fn not in seen:
+        seen.add(fn)
+        for nxt, _ in fn.next_functions:
+            _graph_names(nxt, seen)
+    return {type(f).__name__ for f in seen}
+
+
+def test_clap_branch_backward_has_no_nondeterministic_cuda_kernel():
+    """The CUDA backward of adaptive average pooling is refused under deterministic algorithms
+    (train.deterministic): the CLAP branch must not put it in the graph."""
+    model = VALOR(audio_dim=3, frame_dim=5, clip_dim=4, n_classes=3, d_model=4, nhead=2,
+                  dim_feedforward=8, audio_role="clap_audio")
+    names = _graph_names(model.embed_audio(torch.randn(2, 64, 3), 10).grad_fn)
+    assert not [n for n in names if "AdaptiveAvgPool" in n], names
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_valor_pp_trains_on_cuda_with_deterministic_algorithms():
+    from avvp.infra.seeding import deterministic_algorithms
+
+    model = _official("valor_pp").cuda().train()
+    x = (torch.randn(2, 64, 768), torch.randn(2, 10, 768), torch.randn(2, 10, 512))
+    with deterministic_algorithms(True):
+        out = model(*(t.cuda() for t in x))
+        out.frame_logits.sum().backward()
+    assert model.fc_a.weight.grad is not None
 
 
 def test_branches_follow_the_declared_roles_not_the_shapes():
