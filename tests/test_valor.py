@@ -22,8 +22,8 @@ from avvp.core.feature_store import write_store
 from avvp.core.model import HAN, count_parameters
 from avvp.stages.predict import predict_split
 from avvp.core.pseudo_labels import PseudoLabels, write_pseudo_labels
-from avvp.stages.train import _improves, run_training, train_settings
-from avvp.core.valor.model import VALOR
+from avvp.stages.train import _improves, make_scheduler, run_training, train_settings
+from avvp.core.valor.model import VALOR, segment_pool
 from avvp.core.valor.training import valor_loss, warmup_cosine_lr
 from avvp.core.valor.variants import VALOR_VARIANTS
 
@@ -109,6 +109,49 @@ def test_clap_branch_pools_the_upsampled_map_to_segments():
         assert not torch.allclose(model.embed_audio(audio.flip(1), 10), got)
 
 
+@pytest.mark.parametrize("length, n_out", [(1024, 10), (1024, 7), (30, 10), (7, 10)])
+def test_segment_pool_is_adaptive_avg_pool_with_the_same_gradient(length, n_out):
+    torch.manual_seed(2)
+    x = torch.randn(3, 4, length, requires_grad=True)
+    ours = x.detach().clone().requires_grad_()
+    g = torch.randn(3, 4, n_out)
+    want = F.adaptive_avg_pool1d(x, n_out)
+    got = segment_pool(ours.transpose(1, 2).contiguous().transpose(1, 2), n_out)  # non-contiguous, as in the model
+    want.backward(g)
+    got.backward(g)
+    assert torch.equal(got, want) and torch.equal(ours.grad, x.grad)
+
+
+def _graph_names(fn, seen=None) -> set[str]:
+    seen = set() if seen is None else seen
+    if fn is not None and fn not in seen:
+        seen.add(fn)
+        for nxt, _ in fn.next_functions:
+            _graph_names(nxt, seen)
+    return {type(f).__name__ for f in seen}
+
+
+def test_clap_branch_backward_has_no_nondeterministic_cuda_kernel():
+    """The CUDA backward of adaptive average pooling is refused under deterministic algorithms
+    (train.deterministic): the CLAP branch must not put it in the graph."""
+    model = VALOR(audio_dim=3, frame_dim=5, clip_dim=4, n_classes=3, d_model=4, nhead=2,
+                  dim_feedforward=8, audio_role="clap_audio")
+    names = _graph_names(model.embed_audio(torch.randn(2, 64, 3), 10).grad_fn)
+    assert not [n for n in names if "AdaptiveAvgPool" in n], names
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_valor_pp_trains_on_cuda_with_deterministic_algorithms():
+    from avvp.infra.seeding import deterministic_algorithms
+
+    model = _official("valor_pp").cuda().train()
+    x = (torch.randn(2, 64, 768), torch.randn(2, 10, 768), torch.randn(2, 10, 512))
+    with deterministic_algorithms(True):
+        out = model(*(t.cuda() for t in x))
+        out.frame_logits.sum().backward()
+    assert model.fc_a.weight.grad is not None
+
+
 def test_branches_follow_the_declared_roles_not_the_shapes():
     valor = VALOR(audio_dim=768, frame_dim=768, clip_dim=4, n_classes=3, d_model=8, nhead=2,
                   dim_feedforward=8).eval()  # standard roles, teacher-sized inputs
@@ -159,6 +202,29 @@ def test_learning_rate_schedule_values():
         assert lr[epoch - 1] == pytest.approx(want, rel=1e-5)
     plus = warmup_cosine_lr(35, 3e-4, 3e-6, 10, 60)
     assert plus == pytest.approx(3 * 5.05e-5, rel=1e-5)
+
+
+def _official_rate(e: int, lr_max: float, lr_min: float, warmup: int = 10, epochs: int = 60) -> float:
+    """valor.md §7.2, in the official code's order of operations (main_avvp.py:38-45)."""
+    if e < warmup:
+        return e / warmup * lr_max
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos((e - warmup) / (epochs - warmup) * math.pi))
+
+
+@pytest.mark.parametrize("lr_max, lr_min", [(1e-4, 1e-6), (3e-4, 3e-6)])
+def test_the_scheduler_sets_the_official_rate_bit_for_bit(lr_max, lr_min):
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=lr_max)
+    scheduler = make_scheduler(optimizer, {"schedule": "warmup_cosine", "lr": lr_max, "lr_min": lr_min,
+                                           "warmup_epochs": 10, "epochs": 60})
+    got = []
+    for _ in range(60):  # the rate of each epoch, read before it as the loop does
+        got.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    want = [_official_rate(e, lr_max, lr_min) for e in range(1, 61)]
+    assert [warmup_cosine_lr(e, lr_max, lr_min, 10, 60) for e in range(1, 61)] == want
+    assert got == want  # exact: a factor times lr_max (LambdaLR) is one ulp off in some epochs
 
 
 def test_strict_selection_keeps_the_earlier_epoch_and_starts_from_zero():

@@ -32,6 +32,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from avvp.core.model import HANLayer, HANOutput, InputStandardizer, check_config, mmil_pool
 
@@ -98,6 +99,44 @@ class VALOROutput(HANOutput):
     ``frame_prob``."""
 
     frame_logits: torch.Tensor | None = None
+
+
+def pool_windows(length: int, n_out: int) -> list[tuple[int, int]]:
+    """The input windows ``[start, end)`` of ``adaptive_avg_pool1d(length -> n_out)``: output t
+    averages positions ``floor(t L / n)`` .. ``ceil((t + 1) L / n) - 1`` (neighbours may share one)."""
+    return [((t * length) // n_out, ((t + 1) * length + n_out - 1) // n_out) for t in range(n_out)]
+
+
+class _SegmentPool(torch.autograd.Function):
+    """``F.adaptive_avg_pool1d`` with a deterministic backward.
+
+    The forward is the official op itself. Its CUDA backward adds into the shared positions of
+    overlapping windows with atomics, which ``torch.use_deterministic_algorithms(True)``
+    refuses (``adaptive_avg_pool2d_backward_cuda``), so VALOR++ could not train on a GPU with
+    ``train.deterministic``. Here each window's share ``g_t / n_t`` is added window after
+    window, in the CPU kernel's order and with no atomics: the gradient equals the CPU kernel's,
+    bit for bit (with L >= n a position lies in at most two windows, so it is also the float any
+    order of the CUDA atomics gives).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, n_out: int) -> torch.Tensor:
+        ctx.length = x.shape[-1]
+        return F.adaptive_avg_pool1d(x, n_out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out = grad.new_zeros(*grad.shape[:-1], ctx.length)
+        for t, (start, end) in enumerate(pool_windows(ctx.length, grad.shape[-1])):
+            out[..., start:end] += (grad[..., t] / (end - start)).unsqueeze(-1)
+        return out, None
+
+
+def segment_pool(x: torch.Tensor, n_out: int) -> torch.Tensor:
+    """(B, d, L) -> (B, d, n_out) by ``adaptive_avg_pool1d``, usable in training on CUDA with
+    deterministic algorithms (see :class:`_SegmentPool`)."""
+    return _SegmentPool.apply(x, n_out)
 
 
 class VALOREncoder(nn.Module):
@@ -173,7 +212,7 @@ class VALOR(InputStandardizer, nn.Module):
         grid = audio.transpose(1, 2).reshape(b, dim, halves, steps)          # row f*32+j -> (f, j)
         up = F.interpolate(grid, size=(halves, CLAP_UPSAMPLE), mode="bicubic", align_corners=False)
         x = self.fc_a(up.permute(0, 2, 3, 1)).mean(dim=1)                    # (B, 1024, d)
-        return F.adaptive_avg_pool1d(x.transpose(1, 2), n_segments).transpose(1, 2)
+        return segment_pool(x.transpose(1, 2), n_segments).transpose(1, 2)
 
     def embed_frames(self, frame: torch.Tensor, n_segments: int) -> torch.Tensor:
         """(B, T, d) 2-D visual embeddings from the frame input of the configured role."""

@@ -7,7 +7,9 @@ segment-level pseudo labels (B, T, C); each segment term averages over all B x T
 negatives included. There are no modality-level terms and no smoothing.
 
 Learning rate of epoch e = 1..E (set before the epoch, constant within it; W warm-up epochs):
-``e / W * lr_max`` for e < W, else ``lr_min + (lr_max - lr_min) * (1 + cos(pi (e - W) / (E - W))) / 2``.
+``e / W * lr_max`` for e < W, else ``lr_min + (lr_max - lr_min) * (1 + cos(pi (e - W) / (E - W))) / 2``,
+computed in the official operation order (``main_avvp.py:38-45``) and written as it is into every
+parameter group, so each epoch's rate is the official float, bit for bit.
 """
 
 from __future__ import annotations
@@ -51,19 +53,34 @@ def valor_loss(out, y: torch.Tensor, seg_audio: torch.Tensor, seg_visual: torch.
 
 
 def warmup_cosine_lr(epoch: int, lr_max: float, lr_min: float, warmup: int, epochs: int) -> float:
-    """The learning rate of 1-based ``epoch`` (see the module docstring)."""
+    """The learning rate of 1-based ``epoch`` (see the module docstring), with the official order
+    of operations: ``(e - W) / (E - W) * pi`` inside the cosine."""
     if epoch < warmup:
         return epoch / warmup * lr_max
     span = max(epochs - warmup, 1)
-    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * (epoch - warmup) / span))
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos((epoch - warmup) / span * math.pi))
+
+
+class WarmupCosineLR(torch.optim.lr_scheduler.LRScheduler):
+    """Stepped once per epoch; sets :func:`warmup_cosine_lr` of the coming epoch on every
+    parameter group, as a value (not a factor times the initial rate, whose product can be one
+    ulp off the official rate)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr_max: float, lr_min: float, warmup: int,
+                 epochs: int):
+        self.lr_max, self.lr_min, self.warmup, self.epochs = float(lr_max), float(lr_min), int(warmup), int(epochs)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        lr = warmup_cosine_lr(self.last_epoch + 1, self.lr_max, self.lr_min, self.warmup, self.epochs)
+        return [lr for _ in self.optimizer.param_groups]
 
 
 def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, lr_max: float, lr_min: float, warmup: int,
-                            epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+                            epochs: int) -> WarmupCosineLR:
     """A scheduler stepped once per epoch that sets :func:`warmup_cosine_lr` of the coming epoch
-    (the optimizer's learning rate must be ``lr_max``)."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda done: warmup_cosine_lr(done + 1, lr_max, lr_min, warmup, epochs) / lr_max)
+    (epoch 1's rate as soon as it is made)."""
+    return WarmupCosineLR(optimizer, lr_max, lr_min, warmup, epochs)
 
 
 def pseudo_targets(audio_path: str | Path, visual_path: str | Path, video_ids: Sequence[str],
