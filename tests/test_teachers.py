@@ -183,6 +183,23 @@ def test_clip_teacher_scores_are_scaled_cosines(teachers, clip_files):
     np.testing.assert_allclose(extras["scores"], ext.logit_scale * features @ ext.text.numpy().T, rtol=1e-4)
 
 
+def test_clip_teacher_samples_all_frames_ffmpeg_writes(teachers):
+    """VALOR samples round(linspace(0, N − 1, 10)) over every frame ``ffmpeg -r 8`` wrote: with
+    N = 81 frames 0, 9, 18, 27, 36, 44, 53, 62, 71, 80 (not first 80 spread frames, then 10 of those)."""
+    from types import SimpleNamespace
+
+    from avvp.stages.extractors import create_extractor
+
+    ext = create_extractor({"weights": str(teachers["clip"])}, "clip_image")
+    assert ext.request(10.0)["n_frames"] is None and ext.request(10.0)["fps"] == 8
+    frames = np.repeat(np.arange(81, dtype=np.uint8)[:, None, None, None], 3, axis=3)
+    frames = np.broadcast_to(frames, (81, 6, 8, 3))  # frame i is all i
+    streams = SimpleNamespace(need_frames=lambda: SimpleNamespace(frames=frames))
+    units = ext.units_from(streams, "clip.mp4", 10.0)
+    picked = (units[:, 0, 0, 0] * 255).round().int().tolist()
+    assert picked == [0, 9, 18, 27, 36, 44, 53, 62, 71, 80]
+
+
 def test_clap_teacher_scores_and_token_map(teachers, clip_files):
     from avvp.stages.extractors import create_extractor
 
