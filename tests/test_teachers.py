@@ -379,6 +379,39 @@ def test_original_laion_checkpoint_loads_into_the_same_model(tmp_path, teachers)
         torch.testing.assert_close(value, own[key], msg=key)
 
 
+def test_original_checkpoint_text_tower_is_roberta_base_with_its_layer_norm_eps(tmp_path, teachers):
+    """LAION-CLAP's text branch is ``RobertaModel`` with roberta-base's config (LayerNorm eps 1e-5);
+    the text tower avvp builds for the original checkpoint must compute the same pooled output
+    (``ClapTextConfig`` alone would give eps 1e-12)."""
+    from transformers import RobertaConfig, RobertaModel
+
+    import avvp.stages.teachers.models as M
+
+    model = tiny_clap()
+    torch.save({"state_dict": _laion_state(model)}, tmp_path / "630k-fusion-best.pt")
+    tiny = model.config.to_dict()
+    text = {k: v for k, v in tiny["text_config"].items() if k != "layer_norm_eps"}
+    original = M.CLAP_FUSION
+    M.CLAP_FUSION = {"audio_config": {**original["audio_config"], **tiny["audio_config"]},
+                     "text_config": {**original.get("text_config", {}), **text}, "projection_dim": 8}
+    try:
+        loaded = M.load_clap(str(tmp_path / "630k-fusion-best.pt"), str(teachers["clap"])).model
+    finally:
+        M.CLAP_FUSION = original
+    roberta = RobertaModel(RobertaConfig(**{k: text[k] for k in (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+        "max_position_embeddings", "type_vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")},
+        layer_norm_eps=1e-5)).eval()
+    missing, _ = roberta.load_state_dict(model.text_model.state_dict(), strict=False)
+    assert not missing
+    ids = torch.tensor([[0, 40, 41, 42, 2, 1, 1]])
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        ours = loaded.text_model(input_ids=ids, attention_mask=mask).pooler_output
+        reference = roberta(input_ids=ids, attention_mask=mask).pooler_output
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_auto_batch_is_the_cpu_default_or_sized_to_free_gpu_memory():
     """``batch_size: auto``: the CPU batch on the CPU, the extractor's GPU sizing on CUDA (a stand-in
     extractor here: no GPU in the tests), and the sizing arithmetic itself."""
