@@ -183,6 +183,23 @@ def test_clip_teacher_scores_are_scaled_cosines(teachers, clip_files):
     np.testing.assert_allclose(extras["scores"], ext.logit_scale * features @ ext.text.numpy().T, rtol=1e-4)
 
 
+def test_clip_teacher_samples_all_frames_ffmpeg_writes(teachers):
+    """VALOR samples round(linspace(0, N − 1, 10)) over every frame ``ffmpeg -r 8`` wrote: with
+    N = 81 frames 0, 9, 18, 27, 36, 44, 53, 62, 71, 80 (not first 80 spread frames, then 10 of those)."""
+    from types import SimpleNamespace
+
+    from avvp.stages.extractors import create_extractor
+
+    ext = create_extractor({"weights": str(teachers["clip"])}, "clip_image")
+    assert ext.request(10.0)["n_frames"] is None and ext.request(10.0)["fps"] == 8
+    frames = np.repeat(np.arange(81, dtype=np.uint8)[:, None, None, None], 3, axis=3)
+    frames = np.broadcast_to(frames, (81, 6, 8, 3))  # frame i is all i
+    streams = SimpleNamespace(need_frames=lambda: SimpleNamespace(frames=frames))
+    units = ext.units_from(streams, "clip.mp4", 10.0)
+    picked = (units[:, 0, 0, 0] * 255).round().int().tolist()
+    assert picked == [0, 9, 18, 27, 36, 44, 53, 62, 71, 80]
+
+
 def test_clap_teacher_scores_and_token_map(teachers, clip_files):
     from avvp.stages.extractors import create_extractor
 
@@ -360,6 +377,39 @@ def test_original_laion_checkpoint_loads_into_the_same_model(tmp_path, teachers)
     own = model.state_dict()
     for key, value in loaded.model.state_dict().items():
         torch.testing.assert_close(value, own[key], msg=key)
+
+
+def test_original_checkpoint_text_tower_is_roberta_base_with_its_layer_norm_eps(tmp_path, teachers):
+    """LAION-CLAP's text branch is ``RobertaModel`` with roberta-base's config (LayerNorm eps 1e-5);
+    the text tower avvp builds for the original checkpoint must compute the same pooled output
+    (``ClapTextConfig`` alone would give eps 1e-12)."""
+    from transformers import RobertaConfig, RobertaModel
+
+    import avvp.stages.teachers.models as M
+
+    model = tiny_clap()
+    torch.save({"state_dict": _laion_state(model)}, tmp_path / "630k-fusion-best.pt")
+    tiny = model.config.to_dict()
+    text = {k: v for k, v in tiny["text_config"].items() if k != "layer_norm_eps"}
+    original = M.CLAP_FUSION
+    M.CLAP_FUSION = {"audio_config": {**original["audio_config"], **tiny["audio_config"]},
+                     "text_config": {**original.get("text_config", {}), **text}, "projection_dim": 8}
+    try:
+        loaded = M.load_clap(str(tmp_path / "630k-fusion-best.pt"), str(teachers["clap"])).model
+    finally:
+        M.CLAP_FUSION = original
+    roberta = RobertaModel(RobertaConfig(**{k: text[k] for k in (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+        "max_position_embeddings", "type_vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")},
+        layer_norm_eps=1e-5)).eval()
+    missing, _ = roberta.load_state_dict(model.text_model.state_dict(), strict=False)
+    assert not missing
+    ids = torch.tensor([[0, 40, 41, 42, 2, 1, 1]])
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        ours = loaded.text_model(input_ids=ids, attention_mask=mask).pooler_output
+        reference = roberta(input_ids=ids, attention_mask=mask).pooler_output
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_auto_batch_is_the_cpu_default_or_sized_to_free_gpu_memory():

@@ -1,9 +1,10 @@
 """VALOR's visual teacher: CLIP ViT-L/14 image embeddings and class scores, one frame per segment.
 
-Of the 8T frames decoded at 8 fps (the same frames as the ``frame`` role), T are taken at indices
-round(linspace(0, 8T − 1, T)) with numpy's rounding (halves to even): for a 10-s clip frames
-0, 9, 18, 26, 35, 44, 53, 61, 70, 79, from the clip's first frame to its last (not the centres of
-the segments). Each is scaled to [0, 1], squashed to 224 × 224 (aspect ratio not kept, no crop)
+Of the N frames ``ffmpeg -r 8`` writes for the window (all of them: N is not forced to 8T, VALOR
+samples the list of JPEGs it has), T are taken at indices round(linspace(0, N − 1, T)) with numpy's
+rounding (halves to even): for N = 80 frames 0, 9, 18, 26, 35, 44, 53, 61, 70, 79, from the clip's
+first frame to its last (not the centres of the segments); for N = 81, 0, 9, 18, 27, 36, 44, 53, 62,
+71, 80. Each is scaled to [0, 1], squashed to 224 × 224 (aspect ratio not kept, no crop)
 by bilinear interpolation **without antialiasing**, and normalised with CLIP's mean and std.
 
 Stored per video: ``features`` (T, 768), the L2-normalised projected image embedding, and
@@ -68,6 +69,10 @@ class ClipImageExtractor(TeacherExtractor):
 
     def units(self, duration: float) -> int:
         return self.segments(duration)
+
+    def request(self, duration: float) -> dict:
+        """Every frame ``ffmpeg -r 8`` gives for the window (``n_frames`` None), not 8T spread ones."""
+        return {**super().request(duration), "n_frames": None}
 
     def units_from(self, streams, path: str | Path, duration: float) -> torch.Tensor:
         frames = streams.need_frames().frames

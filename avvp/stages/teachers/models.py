@@ -46,8 +46,12 @@ CLIP_L14 = {"projection_dim": 768,
                               "num_attention_heads": 16, "patch_size": 14, "image_size": 224},
             "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12}}
-#: LAION-CLAP fusion: HTS-AT-tiny with attentional feature fusion, RoBERTa-base text (defaults).
-CLAP_FUSION = {"audio_config": {"enable_fusion": True, "fusion_type": "aff_2d"}}
+#: LAION-CLAP fusion: HTS-AT-tiny with attentional feature fusion, RoBERTa-base text (the defaults,
+#: except the text tower's LayerNorm epsilon: LAION-CLAP builds it from roberta-base's config,
+#: 1e-5, where ``ClapTextConfig`` defaults to 1e-12).
+ROBERTA_LAYER_NORM_EPS = 1e-5
+CLAP_FUSION = {"audio_config": {"enable_fusion": True, "fusion_type": "aff_2d"},
+               "text_config": {"layer_norm_eps": ROBERTA_LAYER_NORM_EPS}}
 
 
 @dataclass
