@@ -58,7 +58,7 @@ class Variant:
 
 
 #: The seeds of the official code: MA's and HAN's ``torch.manual_seed(1)`` (MA's label
-#: refinement, step 2 of its code, seeds 2; avvp refines with the base model's seed), JoMoLD's
+#: refinement, step 2 of its code, seeds 2: config ``refine.seed``, drawn with the training seed), JoMoLD's
 #: ``set_random_seed(6)`` in each of its stages.
 MA_SEED, JOMOLD_SEED = 1, 6
 
