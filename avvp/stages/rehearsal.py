@@ -309,9 +309,10 @@ def workflow_config(release: str | Path, results: str | Path, dataset: str = "ll
     Only the data and the length of training change: the release's annotation folder (with its
     training truth, so refinement is scored) and features, ``epochs`` per run instead of 12, and
     the recipes with their own length (HAN's 40 epochs, JoMoLD's 25) shortened in proportion (at
-    least one epoch). The methods table (``experiments.methods``) is switched off: its VALOR rows
-    need VALOR's released CLIP/ and CLAP/ folders (``pseudo.release``), which a stand-in release
-    does not have (the VALOR rows run on the demo). Everything else (variants, seeds unless
+    least one epoch). The methods and official tables (``experiments.methods``,
+    ``experiments.official``) are switched off: their VALOR rows need VALOR's released CLIP/ and
+    CLAP/ folders (``pseudo.release``), which a stand-in release does not have (the VALOR rows run
+    on the demo). Everything else (variants, seeds unless
     ``seeds`` is given, refinement, evaluation on the real test annotations) stays as configured.
     """
     release = Path(release).resolve()
@@ -321,4 +322,5 @@ def workflow_config(release: str | Path, results: str | Path, dataset: str = "ll
     return {"dataset": dataset, "results": str(Path(results).resolve()),
             "data": {"annotations": str(release / "annotations")},
             "features": {"official": str(release)},
-            "train": train, "recipes": shortened_recipes(epochs), "experiments": {"methods": False}}
+            "train": train, "recipes": shortened_recipes(epochs),
+            "experiments": {"methods": False, "official": False}}
