@@ -86,7 +86,7 @@ from avvp.experiments.variants import (  # noqa: F401
     ratio_quality_path, labels_target, base_model_target,
 )
 from avvp.experiments.tables import (  # noqa: F401
-    TABLES, TABLE_TITLES, METHODS_ROWS, PUBLISHED, DENOISING_ROWS, TableRow, table_defaults,
+    TABLES, TABLE_TITLES, METHODS_ROWS, PUBLISHED, PUBLISHED_TABLES, DENOISING_ROWS, TableRow, table_defaults,
     TEACHER_ROLES, teacher_features, TABLE1_BASELINES, table_settings, table_rows, table_seeds, row_seeds, OFFICIAL_ROWS,
     enabled_tables, table_quality, table_ratio_targets, table_inputs, table_outputs, table_targets,
     table_variants,

@@ -24,7 +24,7 @@ import pandas as pd
 
 from avvp.infra import parquet_reader as parquet
 from avvp.infra.errors import InputError
-from avvp.experiments import (PUBLISHED, TABLE_TITLES, metrics_path, quality_path, ratio_quality_path,
+from avvp.experiments import (PUBLISHED, PUBLISHED_TABLES, TABLE_TITLES, metrics_path, quality_path, ratio_quality_path,
                               row_seeds, table_quality, table_ratio_targets, table_rows, table_seeds)
 from avvp.infra.json_reader import read_json
 from avvp.core.metrics import LEVELS, METRICS, STREAM_LABELS
@@ -149,17 +149,17 @@ PUBLISHED_NOTE = ("In brackets: the published LLP test F1 (%), one run each (HAN
                   "compare only where the rows ran on LLP with the official features.")
 
 
-def _cell(mean: float, std: float, decimals: int, n: int = 2) -> str:
-    """``mean ± std``; the mean alone for a single run (``n`` 1); – for NaN."""
+def _cell(mean: float, std: float, decimals: int, alone: bool = False) -> str:
+    """``mean ± std``; the mean alone with ``alone`` (a single run); – for NaN."""
     if math.isnan(mean):
         return "–"
-    return f"{mean:.{decimals}f}" if n == 1 else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+    return f"{mean:.{decimals}f}" if alone else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def _published_cell(cell: str, variant: str, index: int, published: bool, decimals: int) -> str:
     """``cell`` with the published number of ``variant``'s metric ``index`` beside it, in brackets
     (:data:`avvp.experiments.PUBLISHED`; unchanged where there is none or ``published`` is off)."""
-    if not published or variant not in PUBLISHED or index >= len(PUBLISHED[variant][1]):
+    if not published or variant not in PUBLISHED:
         return cell
     return f"{cell} ({PUBLISHED[variant][1][index]:.{decimals}f})"
 
@@ -194,11 +194,12 @@ def to_markdown(summary: pd.DataFrame, title: str, decimals: int = 1, published:
              + (f" {PUBLISHED_NOTE}" if published else ""), "",
              "| " + " | ".join(head) + " |",
              "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]
+    shared = _shared_seeds(summary)  # every row over train.seeds: always ± std
     for label, row in summary.iterrows():
-        n = 2 if _shared_seeds(summary) else int(row["n_seeds"])  # shared seeds: always ± std
-        cells = [_published_cell(_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals, n), row["variant"], i,
+        alone = not shared and int(row["n_seeds"]) == 1
+        cells = [_published_cell(_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals, alone), row["variant"], i,
                                  published, decimals) for i, m in enumerate(METRICS)]
-        cells += [_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals, n) for m in drops]
+        cells += [_cell(row[f"{m}_mean"], row[f"{m}_std"], decimals, alone) for m in drops]
         lines.append("| " + " | ".join([str(label)] + cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -245,7 +246,7 @@ def write_table(table: str, results: str | Path, settings: Mapping[str, Any],
     _, summary = build(table, results, settings)
     title = f"{table}: {TABLE_TITLES.get(table, table)}"
     text = to_markdown(summary, title, decimals,
-                       published=table in ("methods", "official") and bool(settings.get("published")))
+                       published=table in PUBLISHED_TABLES and bool(settings.get("published")))
     names = table_ratio_targets(table, settings)
     if names:
         from avvp.experiments import RATIO_TARGETS
