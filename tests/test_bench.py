@@ -81,8 +81,8 @@ def test_extract_bench_compares_avvp_with_the_official_procedure(tmp_path):
     assert official["audio"] < 0.01 and official["frame"] < 0.5 and official["clip"] < 0.5, out
 
 
-def test_evaluate_and_refine_benches_print_their_figures():
-    out = _run("evaluate.py", "--repeats", "1")
+def test_evaluate_and_refine_benches_print_their_figures(llp_dir):
+    out = _run("evaluate.py", "--repeats", "1", "--annotations", str(llp_dir))
     assert re.search(r"evaluate_arrays .*: [\d.]+ ms", out), out
     out = _run("refine.py", "--videos", "32", "--repeats", "1", "--threads", "1")
     assert re.search(r"refine / epoch = [\d.]+", out), out
